@@ -1,0 +1,284 @@
+"""Routes under /api/v1/products."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from pydantic import BaseModel, Field
+
+from impextech.catalog.adapters.sql import position_from_json, position_to_json
+from impextech.catalog.domain.model import MAX_STOCK, Product, ProductSort, ProductStatus
+from impextech.catalog.service.ports import ProductQuery
+from impextech.catalog.service.products import CatalogService, NewProduct, ProductChanges
+from impextech.identity.api import CurrentPrincipal, OptionalPrincipal, StorefrontTenant
+from impextech.kernel.cursors import CursorCodec
+from impextech.kernel.domain.errors import (
+    FieldIssue,
+    InvalidInput,
+    PreconditionFailed,
+    PreconditionRequired,
+)
+from impextech.kernel.domain.money import MAX_AMOUNT, Money
+from impextech.kernel.web import MultiLine, SingleLine, StrictModel, problem_responses
+
+
+class CatalogWeb:
+    """The catalog services the HTTP edge needs, stored on ``app.state.catalog``."""
+
+    def __init__(self, service: CatalogService, cursors: CursorCodec) -> None:
+        self.service = service
+        self.cursors = cursors
+
+
+def catalog_web(request: Request) -> CatalogWeb:
+    web: CatalogWeb = request.app.state.catalog
+    return web
+
+
+Web = Annotated[CatalogWeb, Depends(catalog_web)]
+
+
+class MoneyIO(StrictModel):
+    amount: int = Field(ge=0, le=MAX_AMOUNT, description="Integer minor units (cents)")
+    currency: str = Field(pattern=r"^[A-Z]{3}$", examples=["EUR"])
+
+    def to_money(self) -> Money:
+        try:
+            return Money(self.amount, self.currency)
+        except InvalidInput as exc:
+            raise InvalidInput(
+                exc.detail, [FieldIssue(("body", "price", *i.path), i.message) for i in exc.issues]
+            ) from None
+
+
+class ProductOut(BaseModel):
+    id: UUID
+    seller_id: UUID
+    sku: str
+    name: str
+    description: str
+    category: str
+    price: MoneyIO
+    stock: int
+    status: ProductStatus
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, p: Product) -> ProductOut:
+        return cls(
+            id=p.id,
+            seller_id=p.seller_id,
+            sku=p.sku,
+            name=p.name,
+            description=p.description,
+            category=p.category,
+            price=MoneyIO(amount=p.price.amount, currency=p.price.currency),
+            stock=p.stock,
+            status=p.status,
+            version=p.version,
+            created_at=p.created_at,
+            updated_at=p.updated_at,
+        )
+
+
+class ProductPageOut(BaseModel):
+    items: list[ProductOut]
+    next_cursor: str | None
+
+
+Sku = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+
+
+class ProductIn(StrictModel):
+    sku: Sku
+    name: SingleLine = Field(min_length=1, max_length=200)
+    description: MultiLine = Field(default="", max_length=10_000)
+    category: SingleLine = Field(min_length=1, max_length=80)
+    price: MoneyIO
+    stock: int = Field(ge=0, le=MAX_STOCK)
+
+
+class ProductPatch(StrictModel):
+    sku: Sku | None = None
+    name: SingleLine | None = Field(default=None, min_length=1, max_length=200)
+    description: MultiLine | None = Field(default=None, max_length=10_000)
+    category: SingleLine | None = Field(default=None, min_length=1, max_length=80)
+    price: MoneyIO | None = None
+    stock: int | None = Field(default=None, ge=0, le=MAX_STOCK)
+
+
+_ETAG = re.compile(r'^\s*(?:W/)?"(\d{1,9})"\s*$')
+IfMatch = Annotated[
+    str | None,
+    Header(
+        alias="If-Match",
+        description='The ETag you read (e.g. "3"); a stale one answers 412',
+        max_length=64,
+    ),
+]
+
+
+def _expected_version(if_match: str | None) -> int:
+    if if_match is None:
+        raise PreconditionRequired()
+    match = _ETAG.match(if_match)
+    if match is None:
+        raise PreconditionFailed('If-Match must be an ETag such as "3"')
+    return int(match.group(1))
+
+
+def _with_etag(response: Response, product: Product) -> ProductOut:
+    response.headers["ETag"] = product.etag
+    return ProductOut.of(product)
+
+
+router = APIRouter(prefix="/api/v1/products", tags=["products"])
+
+
+@router.get(
+    "",
+    response_model=ProductPageOut,
+    responses=problem_responses(400, 401, 404),
+    summary="Browse and search this marketplace's active products",
+)
+async def list_products(
+    tenant: StorefrontTenant,
+    web: Web,
+    q: Annotated[SingleLine | None, Query(max_length=200, description="Full-text search")] = None,
+    category: Annotated[SingleLine | None, Query(max_length=80)] = None,
+    currency: Annotated[str | None, Query(pattern=r"^[A-Z]{3}$")] = None,
+    min_price: Annotated[int | None, Query(ge=0, le=MAX_AMOUNT)] = None,
+    max_price: Annotated[int | None, Query(ge=0, le=MAX_AMOUNT)] = None,
+    in_stock: bool | None = None,
+    seller_id: UUID | None = None,
+    sort: ProductSort = ProductSort.NEWEST,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> ProductPageOut:
+    if min_price is not None and max_price is not None and min_price > max_price:
+        raise InvalidInput(
+            "min_price is above max_price",
+            [FieldIssue(("query", "min_price"), "must not exceed max_price")],
+        )
+    after = None
+    # The cursor is bound to the tenant and to the sort, so it cannot be replayed elsewhere.
+    shape = f"products:{sort.value}"
+    if cursor is not None:
+        try:
+            after = position_from_json(sort, web.cursors.decode(cursor, tenant.id, shape))
+        except ValueError:
+            raise InvalidInput(
+                "the cursor is not valid here", [FieldIssue(("query", "cursor"), "invalid")]
+            ) from None
+    page = await web.service.search(
+        tenant.id,
+        ProductQuery(
+            text=q,
+            category=category,
+            currency=currency,
+            min_price=min_price,
+            max_price=max_price,
+            in_stock=in_stock,
+            seller_id=seller_id,
+            sort=sort,
+            after=after,
+            limit=limit,
+        ),
+    )
+    next_cursor = None
+    if page.next_position is not None:
+        next_cursor = web.cursors.encode(
+            tenant.id, shape, position_to_json(sort, page.next_position)
+        )
+    return ProductPageOut(items=[ProductOut.of(p) for p in page.items], next_cursor=next_cursor)
+
+
+@router.get(
+    "/{product_id}",
+    response_model=ProductOut,
+    responses=problem_responses(400, 401, 404),
+    summary="Get one product (its ETag header is the version to send in If-Match)",
+)
+async def get_product(
+    product_id: UUID,
+    response: Response,
+    tenant: StorefrontTenant,
+    viewer: OptionalPrincipal,
+    web: Web,
+) -> ProductOut:
+    return _with_etag(response, await web.service.get(tenant.id, product_id, viewer))
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=ProductOut,
+    responses=problem_responses(401, 403, 409),
+    summary="List a new product (sellers and admins)",
+)
+async def create_product(
+    body: ProductIn, response: Response, principal: CurrentPrincipal, web: Web
+) -> ProductOut:
+    product = await web.service.create(
+        principal,
+        NewProduct(
+            sku=body.sku,
+            name=body.name,
+            description=body.description,
+            category=body.category,
+            price=body.price.to_money(),
+            stock=body.stock,
+        ),
+    )
+    response.headers["Location"] = f"/api/v1/products/{product.id}"
+    return _with_etag(response, product)
+
+
+@router.patch(
+    "/{product_id}",
+    response_model=ProductOut,
+    responses=problem_responses(401, 403, 404, 409, 412, 428),
+    summary="Change a product you own (admins: any); needs If-Match",
+)
+async def update_product(
+    product_id: UUID,
+    body: ProductPatch,
+    response: Response,
+    principal: CurrentPrincipal,
+    web: Web,
+    if_match: IfMatch = None,
+) -> ProductOut:
+    expected = _expected_version(if_match)
+    changes = ProductChanges(
+        sku=body.sku,
+        name=body.name,
+        description=body.description,
+        category=body.category,
+        price=body.price.to_money() if body.price is not None else None,
+        stock=body.stock,
+    )
+    product = await web.service.update(principal, product_id, expected, changes)
+    return _with_etag(response, product)
+
+
+@router.delete(
+    "/{product_id}",
+    response_model=ProductOut,
+    responses=problem_responses(401, 403, 404, 412, 428),
+    summary="Archive a product you own (admins: any); needs If-Match",
+)
+async def archive_product(
+    product_id: UUID,
+    response: Response,
+    principal: CurrentPrincipal,
+    web: Web,
+    if_match: IfMatch = None,
+) -> ProductOut:
+    product = await web.service.archive(principal, product_id, _expected_version(if_match))
+    return _with_etag(response, product)

@@ -1,0 +1,211 @@
+"""PostgreSQL product store: full-text search, filters and keyset pagination under RLS."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from impextech.catalog.domain.model import Product, ProductSort, ProductStatus
+from impextech.catalog.service.ports import ProductPage, ProductQuery
+from impextech.kernel.db import SqlUnitOfWork
+from impextech.kernel.domain.errors import SkuTaken
+from impextech.kernel.domain.money import Money
+
+COLUMNS = (
+    "id, tenant_id, seller_id, sku, name, description, category, price_amount, currency,"
+    " stock, status, version, created_at, updated_at"
+)
+
+# sort -> (ORDER BY, keyset comparison, the column the cursor remembers)
+_SORTS: dict[ProductSort, tuple[str, str, str]] = {
+    ProductSort.NEWEST: ("created_at DESC, id DESC", "(created_at, id) < (:k, :kid)", "created_at"),
+    ProductSort.PRICE_ASC: ("price_amount, id", "(price_amount, id) > (:k, :kid)", "price_amount"),
+    ProductSort.PRICE_DESC: (
+        "price_amount DESC, id DESC",
+        "(price_amount, id) < (:k, :kid)",
+        "price_amount",
+    ),
+    ProductSort.NAME: ("name, id", "(name, id) > (:k, :kid)", "name"),
+}
+
+
+def product_from_row(row: Any) -> Product:
+    return Product(
+        id=row.id,
+        tenant_id=row.tenant_id,
+        seller_id=row.seller_id,
+        sku=row.sku,
+        name=row.name,
+        description=row.description,
+        category=row.category,
+        price=Money(row.price_amount, row.currency),
+        stock=row.stock,
+        status=ProductStatus(row.status),
+        version=row.version,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _params(p: Product) -> dict[str, Any]:
+    return {
+        "id": p.id,
+        "t": p.tenant_id,
+        "seller_id": p.seller_id,
+        "sku": p.sku,
+        "name": p.name,
+        "description": p.description,
+        "category": p.category,
+        "price_amount": p.price.amount,
+        "currency": p.price.currency,
+        "stock": p.stock,
+        "status": p.status.value,
+        "version": p.version,
+        "created_at": p.created_at,
+        "updated_at": p.updated_at,
+    }
+
+
+def build_search(tenant_id: UUID, q: ProductQuery) -> tuple[str, dict[str, Any]]:
+    """The list query as SQL text and parameters (also used by the benchmark's ceiling)."""
+    clauses = ["tenant_id = :t", "status = 'active'"]
+    params: dict[str, Any] = {"t": tenant_id, "limit": q.limit + 1}
+    if q.text:
+        clauses.append("search @@ websearch_to_tsquery('english', :q)")
+        params["q"] = q.text
+    if q.category is not None:
+        clauses.append("category = :category")
+        params["category"] = q.category
+    if q.currency is not None:
+        clauses.append("currency = :currency")
+        params["currency"] = q.currency
+    if q.min_price is not None:
+        clauses.append("price_amount >= :min_price")
+        params["min_price"] = q.min_price
+    if q.max_price is not None:
+        clauses.append("price_amount <= :max_price")
+        params["max_price"] = q.max_price
+    if q.in_stock is True:
+        clauses.append("stock > 0")
+    elif q.in_stock is False:
+        clauses.append("stock = 0")
+    if q.seller_id is not None:
+        clauses.append("seller_id = :seller_id")
+        params["seller_id"] = q.seller_id
+    order, keyset, _ = _SORTS[q.sort]
+    if q.after is not None:
+        clauses.append(keyset)
+        params["k"], params["kid"] = q.after
+    where = " AND ".join(clauses)
+    sql = f"SELECT {COLUMNS} FROM products WHERE {where} ORDER BY {order} LIMIT :limit"
+    return sql, params
+
+
+def sort_key(product: Product, sort: ProductSort) -> object:
+    column = _SORTS[sort][2]
+    if column == "price_amount":
+        return product.price.amount
+    value: object = getattr(product, column)
+    return value
+
+
+class SqlProductStore:
+    def __init__(self, conn: AsyncConnection, tenant_id: UUID) -> None:
+        self._conn = conn
+        self._tenant_id = tenant_id
+
+    async def add(self, product: Product) -> None:
+        try:
+            async with self._conn.begin_nested():
+                await self._conn.execute(
+                    text(
+                        f"INSERT INTO products ({COLUMNS}) VALUES (:id, :t, :seller_id, :sku,"
+                        " :name, :description, :category, :price_amount, :currency, :stock,"
+                        " :status, :version, :created_at, :updated_at)"
+                    ),
+                    _params(product),
+                )
+        except IntegrityError as exc:
+            if "products_tenant_sku" in str(exc.orig):
+                raise SkuTaken() from None
+            raise
+
+    async def get(self, product_id: UUID) -> Product | None:
+        row = (
+            await self._conn.execute(
+                text(f"SELECT {COLUMNS} FROM products WHERE tenant_id = :t AND id = :id"),
+                {"t": self._tenant_id, "id": product_id},
+            )
+        ).first()
+        return product_from_row(row) if row else None
+
+    async def update(self, product: Product, expected_version: int) -> bool:
+        params = _params(product)
+        params["expected"] = expected_version
+        try:
+            async with self._conn.begin_nested():
+                result = await self._conn.execute(
+                    text(
+                        "UPDATE products SET sku = :sku, name = :name, description = :description,"
+                        " category = :category, price_amount = :price_amount, currency = :currency,"
+                        " stock = :stock, status = :status, version = :version,"
+                        " updated_at = :updated_at"
+                        " WHERE tenant_id = :t AND id = :id AND version = :expected RETURNING id"
+                    ),
+                    params,
+                )
+                return result.first() is not None
+        except IntegrityError as exc:
+            if "products_tenant_sku" in str(exc.orig):
+                raise SkuTaken() from None
+            raise
+
+    async def search(self, query: ProductQuery) -> ProductPage:
+        sql, params = build_search(self._tenant_id, query)
+        rows = (await self._conn.execute(text(sql), params)).all()
+        items = [product_from_row(r) for r in rows[: query.limit]]
+        next_position = None
+        if len(rows) > query.limit and items:
+            last = items[-1]
+            next_position = (sort_key(last, query.sort), last.id)
+        return ProductPage(items, next_position)
+
+
+class SqlCatalogUnitOfWork(SqlUnitOfWork):
+    products: SqlProductStore
+
+    def _bind(self, conn: AsyncConnection) -> None:
+        assert self.tenant_id is not None
+        self.products = SqlProductStore(conn, self.tenant_id)
+
+
+def position_to_json(sort: ProductSort, position: tuple[object, UUID]) -> list[object]:
+    value, pid = position
+    if isinstance(value, datetime):
+        value = value.isoformat()
+    return [value, str(pid)]
+
+
+def position_from_json(sort: ProductSort, raw: list[object]) -> tuple[object, UUID]:
+    """Inverse of position_to_json; raises ValueError on anything that does not fit."""
+    if len(raw) != 2:
+        raise ValueError("bad position")
+    value, pid = raw
+    column = _SORTS[sort][2]
+    parsed: object
+    if column == "created_at":
+        parsed = datetime.fromisoformat(str(value))
+    elif column == "price_amount":
+        if type(value) is not int:
+            raise ValueError("bad price position")
+        parsed = value
+    else:
+        if not isinstance(value, str):
+            raise ValueError("bad name position")
+        parsed = value
+    return parsed, UUID(str(pid))

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Protocol, Self
+from uuid import UUID
+
+from impextech.catalog.domain.model import Product, ProductSort
+
+
+@dataclass(frozen=True, slots=True)
+class ProductQuery:
+    text: str | None = None
+    category: str | None = None
+    currency: str | None = None
+    min_price: int | None = None
+    max_price: int | None = None
+    in_stock: bool | None = None
+    seller_id: UUID | None = None
+    sort: ProductSort = ProductSort.NEWEST
+    after: tuple[object, UUID] | None = None
+    limit: int = 20
+
+
+@dataclass(frozen=True, slots=True)
+class ProductPage:
+    items: Sequence[Product]
+    next_position: tuple[object, UUID] | None
+
+
+class ProductStore(Protocol):
+    async def add(self, product: Product) -> None: ...
+    async def get(self, product_id: UUID) -> Product | None: ...
+    async def update(self, product: Product, expected_version: int) -> bool:
+        """Write ``product`` if the stored version is still ``expected_version``."""
+        ...
+
+    async def search(self, query: ProductQuery) -> ProductPage: ...
+
+
+class CatalogUnitOfWork(Protocol):
+    @property
+    def products(self) -> ProductStore: ...
+
+    async def __aenter__(self) -> Self: ...
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+    async def commit(self) -> None: ...
+
+
+class CatalogUnitOfWorkFactory(Protocol):
+    def __call__(self, tenant_id: UUID) -> CatalogUnitOfWork: ...

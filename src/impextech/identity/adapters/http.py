@@ -1,0 +1,273 @@
+"""Routes under /api/v1/auth and /api/v1/users."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import BaseModel, EmailStr, Field
+
+from impextech.identity.adapters.web_context import (
+    AnonymousTenant,
+    CurrentPrincipal,
+    IdentityWeb,
+    client_address,
+    identity_web,
+    requested_slug,
+)
+from impextech.identity.domain.model import User, UserStatus
+from impextech.identity.service.auth import TokenPair
+from impextech.kernel.domain.errors import FieldIssue, InvalidInput, TenantMismatch
+from impextech.kernel.domain.principal import Role
+from impextech.kernel.web import SingleLine, StrictModel, problem_responses
+
+Web = Annotated[IdentityWeb, Depends(identity_web)]
+
+
+class TokenOut(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: Literal["Bearer"] = "Bearer"  # noqa: S105
+    expires_in: int = Field(description="Seconds until the access token expires")
+    refresh_expires_in: int
+
+
+def _tokens(pair: TokenPair) -> TokenOut:
+    return TokenOut(
+        access_token=pair.access_token,
+        refresh_token=pair.refresh_token,
+        expires_in=pair.expires_in,
+        refresh_expires_in=pair.refresh_expires_in,
+    )
+
+
+class UserOut(BaseModel):
+    id: UUID
+    email: str
+    display_name: str
+    role: Role
+    status: UserStatus
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, user: User) -> UserOut:
+        return cls(
+            id=user.id,
+            email=user.email,
+            display_name=user.display_name,
+            role=user.role,
+            status=user.status,
+            created_at=user.created_at,
+            updated_at=user.updated_at,
+        )
+
+
+class RegisterIn(StrictModel):
+    email: EmailStr = Field(max_length=254)
+    password: str = Field(max_length=1024)
+    display_name: SingleLine = Field(min_length=1, max_length=100)
+
+
+class RegisterOut(BaseModel):
+    user: UserOut
+    tokens: TokenOut
+
+
+class LoginIn(StrictModel):
+    email: EmailStr = Field(max_length=254)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class RefreshIn(StrictModel):
+    refresh_token: str = Field(min_length=1, max_length=512)
+
+
+class PasswordIn(StrictModel):
+    current_password: str = Field(min_length=1, max_length=1024)
+    new_password: str = Field(max_length=1024)
+
+
+class ProfilePatch(StrictModel):
+    """The only fields a user may change on their own profile."""
+
+    display_name: SingleLine | None = Field(default=None, min_length=1, max_length=100)
+
+
+class RoleIn(StrictModel):
+    role: Role
+
+
+class UserPageOut(BaseModel):
+    items: list[UserOut]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null at the end"
+    )
+
+
+auth = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+users = APIRouter(prefix="/api/v1/users", tags=["users"])
+
+
+@auth.post(
+    "/register",
+    status_code=201,
+    response_model=RegisterOut,
+    responses=problem_responses(400, 404, 409, 429),
+    summary="Create a shopper account in this marketplace and sign in",
+)
+async def register(
+    body: RegisterIn, request: Request, tenant: AnonymousTenant, web: Web
+) -> RegisterOut:
+    user, pair = await web.auth.register(
+        tenant.id, body.email, body.password, body.display_name, client_address(request)
+    )
+    return RegisterOut(user=UserOut.of(user), tokens=_tokens(pair))
+
+
+@auth.post(
+    "/login",
+    response_model=TokenOut,
+    responses=problem_responses(400, 401, 404, 429),
+    summary="Exchange email and password for an access and a refresh token",
+)
+async def login(body: LoginIn, request: Request, tenant: AnonymousTenant, web: Web) -> TokenOut:
+    pair = await web.auth.login(tenant.id, body.email, body.password, client_address(request))
+    return _tokens(pair)
+
+
+@auth.post(
+    "/refresh",
+    response_model=TokenOut,
+    responses=problem_responses(401),
+    summary="Rotate a refresh token: each one works once; reuse revokes the whole session",
+)
+async def refresh(body: RefreshIn, request: Request, web: Web) -> TokenOut:
+    tenant_id, pair = await web.auth.refresh(body.refresh_token)
+    tenant = await web.tenants.by_id(tenant_id)
+    slug = requested_slug(request, request.headers.get("x-tenant"), web.base_domains)
+    if slug is not None and slug != tenant.slug:
+        raise TenantMismatch()
+    return _tokens(pair)
+
+
+@auth.post(
+    "/logout",
+    status_code=204,
+    responses=problem_responses(401),
+    summary="End this session (its refresh tokens stop working)",
+)
+async def logout(principal: CurrentPrincipal, web: Web) -> Response:
+    await web.auth.logout(principal)
+    return Response(status_code=204)
+
+
+@auth.post(
+    "/logout-all",
+    status_code=204,
+    responses=problem_responses(401),
+    summary="End every session of this account",
+)
+async def logout_all(principal: CurrentPrincipal, web: Web) -> Response:
+    await web.auth.logout_all(principal)
+    return Response(status_code=204)
+
+
+@auth.post(
+    "/password",
+    response_model=TokenOut,
+    responses=problem_responses(401, 429),
+    summary="Change the password; every session ends and a new one starts for this client",
+)
+async def change_password(
+    body: PasswordIn, request: Request, principal: CurrentPrincipal, web: Web
+) -> TokenOut:
+    pair = await web.auth.change_password(
+        principal, body.current_password, body.new_password, client_address(request)
+    )
+    return _tokens(pair)
+
+
+@users.get("/me", response_model=UserOut, responses=problem_responses(401))
+async def get_me(principal: CurrentPrincipal, web: Web) -> UserOut:
+    return UserOut.of(await web.users.me(principal))
+
+
+@users.patch(
+    "/me",
+    response_model=UserOut,
+    responses=problem_responses(401),
+    summary="Edit your own profile (display_name only; other fields are refused)",
+)
+async def patch_me(body: ProfilePatch, principal: CurrentPrincipal, web: Web) -> UserOut:
+    return UserOut.of(await web.users.update_me(principal, display_name=body.display_name))
+
+
+_USER_SHAPE = "users:created"
+
+
+@users.get(
+    "",
+    response_model=UserPageOut,
+    responses=problem_responses(401, 403),
+    summary="List this marketplace's users (admin)",
+)
+async def list_users(
+    principal: CurrentPrincipal,
+    web: Web,
+    role: Role | None = None,
+    status: UserStatus | None = None,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> UserPageOut:
+    after: tuple[datetime, UUID] | None = None
+    if cursor is not None:
+        position = web.cursors.decode(cursor, principal.tenant_id, _USER_SHAPE)
+        try:
+            after = (datetime.fromisoformat(str(position[0])), UUID(str(position[1])))
+        except (ValueError, IndexError):
+            raise InvalidInput(
+                "the cursor is not valid here", [FieldIssue(("query", "cursor"), "invalid")]
+            ) from None
+    page = await web.users.list(principal, role=role, status=status, after=after, limit=limit)
+    next_cursor = None
+    if page.next_position is not None:
+        ts, uid = page.next_position
+        next_cursor = web.cursors.encode(
+            principal.tenant_id, _USER_SHAPE, [ts.isoformat(), str(uid)]
+        )
+    return UserPageOut(items=[UserOut.of(u) for u in page.items], next_cursor=next_cursor)
+
+
+@users.get(
+    "/{user_id}",
+    response_model=UserOut,
+    responses=problem_responses(401, 404),
+    summary="Get a user: yourself, or anyone in your marketplace if you are an admin",
+)
+async def get_user(user_id: UUID, principal: CurrentPrincipal, web: Web) -> UserOut:
+    return UserOut.of(await web.users.get(principal, user_id))
+
+
+@users.put(
+    "/{user_id}/role",
+    response_model=UserOut,
+    responses=problem_responses(401, 403, 404, 409),
+    summary="Change a user's role (admin)",
+)
+async def change_role(
+    user_id: UUID, body: RoleIn, principal: CurrentPrincipal, web: Web
+) -> UserOut:
+    return UserOut.of(await web.users.change_role(principal, user_id, body.role))
+
+
+@users.post(
+    "/{user_id}/deactivate",
+    response_model=UserOut,
+    responses=problem_responses(401, 403, 404, 409),
+    summary="Deactivate a user and end all their sessions (admin)",
+)
+async def deactivate(user_id: UUID, principal: CurrentPrincipal, web: Web) -> UserOut:
+    return UserOut.of(await web.users.deactivate(principal, user_id))

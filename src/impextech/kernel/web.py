@@ -1,0 +1,128 @@
+"""The HTTP edge shared by every context: problem+json, safe text types, common responses."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Annotated, Any
+
+from fastapi import Request
+from fastapi.responses import JSONResponse
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from impextech.kernel.domain.errors import FieldIssue, ImpextechError, InvalidInput
+
+PROBLEM_BASE = "https://impextech.example/problems/"
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+# C0/C1 controls, DEL, lone surrogates, and the Unicode "noncharacters"; PostgreSQL cannot
+# store NUL at all, and the rest only ever arrive by accident or by attack.
+_FORBIDDEN_SINGLE_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff]")
+_FORBIDDEN_MULTI_LINE = re.compile(
+    r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]"
+)
+# Bidirectional overrides let a name display as something it is not.
+_BIDI_CONTROLS = re.compile(r"[\u202a-\u202e\u2066-\u2069]")
+
+
+def _clean(value: str, pattern: re.Pattern[str]) -> str:
+    if pattern.search(value) or _BIDI_CONTROLS.search(value):
+        raise ValueError("contains control, surrogate or bidirectional-override characters")
+    return unicodedata.normalize("NFC", value)
+
+
+def _single_line(value: str) -> str:
+    value = _clean(value, _FORBIDDEN_SINGLE_LINE).strip()
+    if not value:
+        raise ValueError("must not be blank")
+    return value
+
+
+def _multi_line(value: str) -> str:
+    return _clean(value, _FORBIDDEN_MULTI_LINE)
+
+
+SingleLine = Annotated[str, AfterValidator(_single_line)]
+MultiLine = Annotated[str, AfterValidator(_multi_line)]
+
+
+class StrictModel(BaseModel):
+    """Request bodies: unknown fields are refused (no mass assignment), no type coercion."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    type: str = Field(examples=[PROBLEM_BASE + "not-found"])
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    errors: list[dict[str, Any]] | None = Field(
+        default=None, description="For validation problems: each invalid field and why."
+    )
+
+
+def problem_response(
+    request: Request | None,
+    status: int,
+    code: str,
+    title: str,
+    detail: str | None = None,
+    *,
+    errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {"type": PROBLEM_BASE + code, "title": title, "status": status}
+    if detail and detail != title:
+        body["detail"] = detail
+    if request is not None:
+        body["instance"] = request.url.path
+    if errors:
+        body["errors"] = errors
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+
+
+def issues_to_errors(issues: tuple[FieldIssue, ...]) -> list[dict[str, Any]]:
+    return [{"path": list(i.path), "message": i.message} for i in issues]
+
+
+def error_response(request: Request | None, exc: ImpextechError) -> JSONResponse:
+    headers: dict[str, str] = {}
+    retry_after = getattr(exc, "retry_after_seconds", None)
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
+    if exc.status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    errors = issues_to_errors(exc.issues) if isinstance(exc, InvalidInput) else None
+    return problem_response(
+        request, exc.status, exc.code, exc.title, exc.detail, errors=errors, headers=headers
+    )
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI documentation of the problem+json answers a route may give."""
+    descriptions = {
+        400: "Bad request (malformed JSON, missing tenant)",
+        401: "Missing, expired or revoked credentials",
+        403: "Authenticated but not allowed",
+        404: "Not found (or not yours to see)",
+        409: "Conflicts with the current state",
+        412: "The version in If-Match is not the current one",
+        413: "The body is larger than the limit",
+        415: "The body is not JSON",
+        422: "Invalid fields; `errors` lists each with its path",
+        428: "If-Match is required",
+        429: "Rate limited; see Retry-After",
+    }
+    common = (400, 413, 415, 422, 500) if statuses else ()
+    out: dict[int | str, dict[str, Any]] = {}
+    for status in sorted({*statuses, *common, 500}):
+        out[status] = {
+            "model": Problem,
+            "description": descriptions.get(status, "Unexpected server error"),
+            "content": {PROBLEM_MEDIA_TYPE: {}},
+        }
+    return out

@@ -1,0 +1,180 @@
+"""Where the database is, who connects as what, and the schema's migrations.
+
+Two roles: migrations run as the owner; the application connects as a role that owns nothing
+and has neither superuser nor BYPASSRLS, so row-level security always applies to it.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import psycopg
+from alembic import command
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from impextech.platform.settings import Settings
+
+log = logging.getLogger(__name__)
+
+EMBEDDED_DB = "impextech"
+EMBEDDED_OWNER = "impextech_owner"
+
+
+@dataclass(frozen=True)
+class Conninfos:
+    owner: str
+    app: str
+
+
+class DatabaseSetupError(Exception):
+    """The database could not be reached or prepared; the message says why, in one line."""
+
+
+def start_embedded(data_dir: Path) -> str:
+    """Start (or attach to) the private cluster under ``data_dir/pg``; its superuser conninfo."""
+    with warnings.catch_warnings():
+        # platformdirs warns about XDG_RUNTIME_DIR on servers; pgserver does not need it.
+        warnings.simplefilter("ignore")
+        import pgserver  # heavy import, only when the embedded default is used
+
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
+    pgdata = data_dir / "pg"
+    pgdata.mkdir(parents=True, exist_ok=True)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            server = pgserver.get_server(  # type: ignore[attr-defined]
+                pgdata, cleanup_mode="stop"
+            )
+    except Exception as exc:
+        raise DatabaseSetupError(f"could not start embedded PostgreSQL in {pgdata}: {exc}") from exc
+    uri: str = server.get_uri()
+    return uri
+
+
+def bootstrap_embedded(superuser: str, app_role: str) -> Conninfos:
+    """Create the owner role, the app role and the database on the private cluster."""
+    with psycopg.connect(superuser, autocommit=True) as conn:
+        for role, extra in ((EMBEDDED_OWNER, ""), (app_role, "")):
+            exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
+            if not exists:
+                conn.execute(
+                    sql.SQL(
+                        "CREATE ROLE {} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE"
+                        + extra
+                    ).format(sql.Identifier(role))
+                )
+        if not conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (EMBEDDED_DB,)
+        ).fetchone():
+            conn.execute(
+                sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                    sql.Identifier(EMBEDDED_DB), sql.Identifier(EMBEDDED_OWNER)
+                )
+            )
+    base = conninfo_to_dict(superuser)
+    owner = make_conninfo("", **{**base, "dbname": EMBEDDED_DB, "user": EMBEDDED_OWNER})
+    app = make_conninfo("", **{**base, "dbname": EMBEDDED_DB, "user": app_role})
+    return Conninfos(owner=owner, app=app)
+
+
+def app_conninfo_from_owner(owner: str, settings: Settings) -> str:
+    params = {k: v for k, v in conninfo_to_dict(owner).items() if k != "password"}
+    params["user"] = settings.app_db_role
+    if settings.app_db_password:
+        params["password"] = settings.app_db_password
+    return make_conninfo("", **params)
+
+
+def resolve(settings: Settings) -> Conninfos:
+    """The owner and app connections for these settings, starting the embedded cluster if needed."""
+    if settings.database_url is None:
+        infos = bootstrap_embedded(start_embedded(settings.data_dir), settings.app_db_role)
+        if settings.app_database_url:
+            return Conninfos(infos.owner, settings.app_database_url)
+        return infos
+    try:
+        conninfo_to_dict(settings.database_url)
+    except psycopg.ProgrammingError as exc:
+        raise DatabaseSetupError(f"DATABASE_URL is not a valid connection string: {exc}") from None
+    app = settings.app_database_url or app_conninfo_from_owner(settings.database_url, settings)
+    return Conninfos(owner=settings.database_url, app=app)
+
+
+def ensure_app_role(owner: str, settings: Settings) -> None:
+    """Create the app role on an external server if the owner may (CREATEROLE)."""
+    with psycopg.connect(owner, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = %s",
+            (settings.app_db_role,),
+        ).fetchone()
+        if row is None:
+            statement = sql.SQL("CREATE ROLE {} LOGIN NOSUPERUSER NOBYPASSRLS").format(
+                sql.Identifier(settings.app_db_role)
+            )
+            if settings.app_db_password:
+                statement = sql.SQL("{} PASSWORD {}").format(
+                    statement, sql.Literal(settings.app_db_password)
+                )
+            try:
+                conn.execute(statement)
+            except psycopg.Error as exc:
+                raise DatabaseSetupError(
+                    f"role {settings.app_db_role!r} does not exist and could not be created: "
+                    f"{exc.diag.message_primary or exc}"
+                ) from None
+        elif row[0] or row[1]:
+            raise DatabaseSetupError(
+                f"role {settings.app_db_role!r} is a superuser or bypasses RLS; refusing to use it"
+            )
+
+
+def alembic_config(owner: str, app_role: str) -> Config:
+    config = Config()
+    config.set_main_option(
+        "script_location", str(resources.files("impextech.platform").joinpath("migrations"))
+    )
+    config.attributes["conninfo"] = owner
+    config.attributes["app_role"] = app_role
+    return config
+
+
+def upgrade(owner: str, app_role: str, revision: str = "head") -> None:
+    command.upgrade(alembic_config(owner, app_role), revision)
+
+
+def downgrade(owner: str, app_role: str, revision: str) -> None:
+    command.downgrade(alembic_config(owner, app_role), revision)
+
+
+def head_revision() -> str:
+    script = ScriptDirectory.from_config(alembic_config("", ""))
+    head = script.get_current_head()
+    assert head is not None
+    return head
+
+
+def current_revision(conninfo: str) -> str | None:
+    with psycopg.connect(conninfo) as conn:
+        row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+    return str(row[0]) if row else None
+
+
+def prepare(settings: Settings) -> Conninfos:
+    """Everything `db upgrade` does: reach the server, make sure of the roles, migrate."""
+    infos = resolve(settings)
+    try:
+        ensure_app_role(infos.owner, settings)
+        upgrade(infos.owner, settings.app_db_role)
+    except psycopg.OperationalError as exc:
+        raise DatabaseSetupError(
+            f"cannot reach the database: {str(exc).strip().splitlines()[0]}"
+        ) from None
+    return infos

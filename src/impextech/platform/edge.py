@@ -1,0 +1,198 @@
+"""Pure-ASGI middleware at the edge: request ids, access logs, metrics, headers, body limits."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from impextech.kernel.web import problem_response
+
+log = structlog.get_logger("impextech.http")
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+_DOCS_PATHS = ("/docs", "/redoc")
+_API_CSP = b"default-src 'none'; frame-ancestors 'none'"
+# Swagger UI's page loads its script and styles from a CDN; allow exactly that, nothing else.
+_DOCS_CSP = (
+    b"default-src 'none'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net;"
+    b" style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data:"
+    b" https://fastapi.tiangolo.com; connect-src 'self'; frame-ancestors 'none'"
+)
+_BASE_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+]
+_BODY_METHODS = {"POST", "PUT", "PATCH"}
+
+
+class HttpMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = Counter(
+            "impextech_http_requests_total",
+            "HTTP requests answered",
+            ["method", "route", "status"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "impextech_http_request_duration_seconds",
+            "Time to answer an HTTP request",
+            ["method", "route"],
+            registry=registry,
+            buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
+
+
+class RequestObserver:
+    """Request id in and out, security headers, one access-log line and metrics per request."""
+
+    def __init__(self, app: ASGIApp, metrics: HttpMetrics, hsts: bool = False) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.hsts = hsts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        incoming = _header(scope, b"x-request-id")
+        request_id = incoming if incoming and _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        state: MutableMapping[str, Any] = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        path: str = scope["path"]
+        status_holder = [500]
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status_holder[0] = message["status"]
+                headers = list(message.get("headers", []))
+                present = {k.lower() for k, _ in headers}
+                headers.append((b"x-request-id", request_id.encode()))
+                headers.extend(h for h in _BASE_HEADERS if h[0] not in present)
+                if b"content-security-policy" not in present:
+                    csp = _DOCS_CSP if path.startswith(_DOCS_PATHS) else _API_CSP
+                    headers.append((b"content-security-policy", csp))
+                if path.startswith("/api/") and b"cache-control" not in present:
+                    headers.append((b"cache-control", b"no-store"))
+                if self.hsts:
+                    headers.append((b"strict-transport-security", b"max-age=31536000"))
+                message["headers"] = headers
+            await send(message)
+
+        response_started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal response_started
+            response_started = True
+            await send_wrapper(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            # Answer here, inside the observer, so even a crash carries the request id.
+            log.exception("unhandled error", path=path)
+            if response_started:
+                raise
+            status_holder[0] = 500
+            crash = problem_response(None, 500, "internal-error", "Internal error")
+            await crash(scope, receive, send_wrapper)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            method = scope["method"]
+            status = status_holder[0]
+            self.metrics.requests.labels(method, template, str(status)).inc()
+            self.metrics.latency.labels(method, template).observe(elapsed)
+            log.info(
+                "request",
+                method=method,
+                path=path,
+                route=template,
+                status=status,
+                duration_ms=round(elapsed * 1000, 2),
+                tenant_id=state.get("tenant_id"),
+                user_id=state.get("user_id"),
+            )
+
+
+class BodyGuard:
+    """413 above the size limit, 415 for a body that is not JSON on the JSON API."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int, exempt_prefixes: tuple[str, ...] = ()):
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.exempt_prefixes = exempt_prefixes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in _BODY_METHODS:
+            await self.app(scope, receive, send)
+            return
+        length_header = _header(scope, b"content-length")
+        has_body = _header(scope, b"transfer-encoding") is not None
+        if length_header is not None:
+            if not length_header.isdigit():
+                await _reject(
+                    scope, receive, send, 400, "bad-request", "Content-Length is not a number"
+                )
+                return
+            if int(length_header) > self.max_body_bytes:
+                await _reject(
+                    scope, receive, send, 413, "body-too-large", "The request body is too large",
+                    f"send at most {self.max_body_bytes} bytes",
+                )  # fmt: skip
+                return
+            has_body = has_body or int(length_header) > 0
+        path: str = scope["path"]
+        if has_body and path.startswith("/api/") and not path.startswith(self.exempt_prefixes):
+            media = (_header(scope, b"content-type") or "").split(";", 1)[0].strip().lower()
+            if not (
+                media == "application/json"
+                or (media.startswith("application/") and media.endswith("+json"))
+            ):
+                await _reject(
+                    scope, receive, send, 415, "unsupported-media-type",
+                    "Send the body as application/json",
+                )  # fmt: skip
+                return
+        await self.app(scope, _limited(receive, self.max_body_bytes), send)
+
+
+def _limited(receive: Receive, limit: int) -> Receive:
+    seen = 0
+
+    async def wrapped() -> Message:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise HTTPException(413)
+        return message
+
+    return wrapped
+
+
+async def _reject(
+    scope: Scope, receive: Receive, send: Send, status: int, code: str, title: str, detail: str = ""
+) -> None:
+    await problem_response(None, status, code, title, detail or None)(scope, receive, send)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value).decode("latin-1")
+    return None

@@ -1,0 +1,162 @@
+"""One typed settings object, read from the environment once, with safe defaults."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from impextech.kernel.domain.errors import ImpextechError
+
+
+class SettingsError(ImpextechError):
+    code = "bad-setting"
+
+
+@dataclass(frozen=True)
+class Setting:
+    env: str
+    default: str
+    help: str
+
+
+# The table the README documents: every setting, its environment variable and default.
+SETTINGS: tuple[Setting, ...] = (
+    Setting("DATABASE_URL", "", "Owner connection (libpq URL or key=value, multi-host allowed). "
+            "Empty: the embedded cluster under IMPEXTECH_DATA_DIR/pg."),
+    Setting("IMPEXTECH_APP_DATABASE_URL", "", "The application's connection. Empty: "
+            "DATABASE_URL with the user and password replaced by the app role's."),
+    Setting("IMPEXTECH_APP_DB_ROLE", "impextech_app", "The unprivileged role the app connects as."),
+    Setting("IMPEXTECH_APP_DB_PASSWORD", "", "That role's password (none when embedded)."),
+    Setting("IMPEXTECH_DATA_DIR", "./var", "Embedded cluster and generated secrets."),
+    Setting("IMPEXTECH_HOST", "127.0.0.1", "Address the web server binds."),
+    Setting("IMPEXTECH_PORT", "8000", "Port the web server binds."),
+    Setting("IMPEXTECH_SECRET_KEY", "", "Signs access tokens and cursors (32+ bytes). Empty: "
+            "generated once into IMPEXTECH_DATA_DIR/secret-key."),
+    Setting("IMPEXTECH_ACCESS_TOKEN_SECONDS", "900", "Access-token lifetime (at most 900)."),
+    Setting("IMPEXTECH_REFRESH_TOKEN_DAYS", "14", "Refresh-token lifetime."),
+    Setting("IMPEXTECH_AUTH_RATE_LIMIT", "10/900", "Login/register/password attempts allowed "
+            "per client address and per account, as COUNT/SECONDS."),
+    Setting("IMPEXTECH_HASH_CONCURRENCY", "0", "Password hashes run at once (0: one per CPU)."),
+    Setting("IMPEXTECH_CORS_ORIGINS", "", "Comma-separated origins allowed by CORS (empty: none)."),
+    Setting("IMPEXTECH_MAX_BODY_BYTES", "1048576", "Largest request body accepted (413 above)."),
+    Setting("IMPEXTECH_BASE_DOMAINS", "localhost", "Comma-separated domains whose subdomains "
+            "name a tenant (acme.localhost)."),
+    Setting("IMPEXTECH_DB_POOL_SIZE", "10", "Database connections kept per web process."),
+    Setting("IMPEXTECH_LOG_FORMAT", "auto", "auto (JSON unless on a terminal), json or console."),
+    Setting("IMPEXTECH_LOG_LEVEL", "info", "debug, info, warning or error."),
+)  # fmt: skip
+
+_DEFAULTS = {s.env: s.default for s in SETTINGS}
+
+
+def _get(env: dict[str, str], name: str) -> str:
+    return env.get(name, _DEFAULTS[name]).strip()
+
+
+def _int(env: dict[str, str], name: str, low: int, high: int) -> int:
+    raw = _get(env, name)
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, not {raw!r}") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name} must be between {low} and {high}, not {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str | None
+    app_database_url: str | None
+    app_db_role: str
+    app_db_password: str | None
+    data_dir: Path
+    host: str
+    port: int
+    secret_key: bytes
+    access_token_seconds: int
+    refresh_token_days: int
+    auth_rate_limit: tuple[int, int]
+    hash_concurrency: int
+    cors_origins: tuple[str, ...]
+    max_body_bytes: int
+    base_domains: tuple[str, ...]
+    db_pool_size: int
+    log_format: str
+    log_level: str
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def embedded(self) -> bool:
+        return self.database_url is None
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        data_dir = Path(_get(env, "IMPEXTECH_DATA_DIR")).resolve()
+        role = _get(env, "IMPEXTECH_APP_DB_ROLE")
+        if not role.replace("_", "").isalnum() or not role[0].isalpha():
+            raise SettingsError(f"IMPEXTECH_APP_DB_ROLE {role!r} is not a plain role name")
+        limit_raw = _get(env, "IMPEXTECH_AUTH_RATE_LIMIT")
+        try:
+            count, _, seconds = limit_raw.partition("/")
+            rate = (int(count), int(seconds))
+            if rate[0] < 1 or rate[1] < 1:
+                raise ValueError
+        except ValueError:
+            raise SettingsError(
+                f"IMPEXTECH_AUTH_RATE_LIMIT must look like 10/900, not {limit_raw!r}"
+            ) from None
+        log_format = _get(env, "IMPEXTECH_LOG_FORMAT")
+        if log_format not in {"auto", "json", "console"}:
+            raise SettingsError("IMPEXTECH_LOG_FORMAT must be auto, json or console")
+        log_level = _get(env, "IMPEXTECH_LOG_LEVEL").lower()
+        if log_level not in {"debug", "info", "warning", "error"}:
+            raise SettingsError("IMPEXTECH_LOG_LEVEL must be debug, info, warning or error")
+        hash_concurrency = _int(env, "IMPEXTECH_HASH_CONCURRENCY", 0, 256) or (os.cpu_count() or 1)
+        return cls(
+            database_url=_get(env, "DATABASE_URL") or None,
+            app_database_url=_get(env, "IMPEXTECH_APP_DATABASE_URL") or None,
+            app_db_role=role,
+            app_db_password=_get(env, "IMPEXTECH_APP_DB_PASSWORD") or None,
+            data_dir=data_dir,
+            host=_get(env, "IMPEXTECH_HOST"),
+            port=_int(env, "IMPEXTECH_PORT", 0, 65535),
+            secret_key=_secret(_get(env, "IMPEXTECH_SECRET_KEY"), data_dir),
+            access_token_seconds=_int(env, "IMPEXTECH_ACCESS_TOKEN_SECONDS", 1, 900),
+            refresh_token_days=_int(env, "IMPEXTECH_REFRESH_TOKEN_DAYS", 1, 365),
+            auth_rate_limit=rate,
+            hash_concurrency=hash_concurrency,
+            cors_origins=tuple(
+                o.strip() for o in _get(env, "IMPEXTECH_CORS_ORIGINS").split(",") if o.strip()
+            ),
+            max_body_bytes=_int(env, "IMPEXTECH_MAX_BODY_BYTES", 1024, 1 << 30),
+            base_domains=tuple(
+                d.strip().lower()
+                for d in _get(env, "IMPEXTECH_BASE_DOMAINS").split(",")
+                if d.strip()
+            ),
+            db_pool_size=_int(env, "IMPEXTECH_DB_POOL_SIZE", 1, 200),
+            log_format=log_format,
+            log_level=log_level,
+        )
+
+
+def _secret(configured: str, data_dir: Path) -> bytes:
+    if configured:
+        if len(configured.encode()) < 32:
+            raise SettingsError("IMPEXTECH_SECRET_KEY must be at least 32 bytes")
+        return configured.encode()
+    path = data_dir / "secret-key"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process made it first
+            pass
+        else:
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(48))
+    return path.read_text().strip().encode()

@@ -1,0 +1,75 @@
+"""A private PostgreSQL for the test session: the embedded cluster, or TEST_DATABASE_URL's server."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from impextech.platform import database
+
+APP_ROLE = "impextech_app"
+OWNER_ROLE = "impextech_test_owner"
+TENANT_TABLES = ("refresh_tokens", "auth_sessions", "products", "users", "tenants")
+
+
+@contextmanager
+def test_database(workdir: Path) -> Iterator[database.Conninfos]:
+    """A fresh, migrated database with an owner and an unprivileged app role; dropped after."""
+    superuser = os.environ.get("TEST_DATABASE_URL") or database.start_embedded(workdir)
+    name = f"impextech_test_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(superuser, autocommit=True) as conn:
+        for role in (OWNER_ROLE, APP_ROLE):
+            if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone():
+                conn.execute(
+                    sql.SQL("CREATE ROLE {} LOGIN NOSUPERUSER NOBYPASSRLS").format(
+                        sql.Identifier(role)
+                    )
+                )
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                sql.Identifier(name), sql.Identifier(OWNER_ROLE)
+            )
+        )
+    base = {k: v for k, v in conninfo_to_dict(superuser).items() if k != "password"}
+    infos = database.Conninfos(
+        owner=make_conninfo("", **{**base, "dbname": name, "user": OWNER_ROLE}),
+        app=make_conninfo("", **{**base, "dbname": name, "user": APP_ROLE}),
+    )
+    try:
+        yield infos
+    finally:
+        with psycopg.connect(superuser, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def truncate_all(owner: str) -> None:
+    with psycopg.connect(owner, autocommit=True) as conn:
+        conn.execute(f"TRUNCATE {', '.join(TENANT_TABLES)}, rate_limit_counters CASCADE")
+
+
+def snapshot(owner: str) -> dict[str, list[tuple[object, ...]]]:
+    """Every row of every table, in a stable order: compare before and after a refused request."""
+    out: dict[str, list[tuple[object, ...]]] = {}
+    with psycopg.connect(owner) as conn:
+        # The owner is subject to FORCE RLS too, so read each tenant's rows under its context.
+        tenants = [r[0] for r in conn.execute("SELECT id FROM tenants ORDER BY id").fetchall()]
+        out["tenants"] = conn.execute("SELECT * FROM tenants ORDER BY id").fetchall()
+        for table in TENANT_TABLES[:-1]:
+            rows: list[tuple[object, ...]] = []
+            for tenant in tenants:
+                with conn.transaction():
+                    conn.execute("SELECT set_config('app.tenant_id', %s, true)", (str(tenant),))
+                    rows.extend(
+                        conn.execute(
+                            sql.SQL("SELECT * FROM {} ORDER BY id").format(sql.Identifier(table))
+                        ).fetchall()
+                    )
+            out[table] = rows
+    return out

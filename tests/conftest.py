@@ -68,9 +68,7 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-async def world(
-    clean_db: database.Conninfos, client: httpx.AsyncClient
-) -> dict[str, Tenant]:
+async def world(clean_db: database.Conninfos, client: httpx.AsyncClient) -> dict[str, Tenant]:
     """acme and globex, each with admin, seller, seller2 and shopper, all logged in."""
     tenants = {slug: make_tenant(clean_db.owner, slug) for slug in ("acme", "globex")}
     for tenant in tenants.values():

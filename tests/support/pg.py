@@ -1,4 +1,4 @@
-"""A private PostgreSQL for the test session: the embedded cluster, or TEST_DATABASE_URL's server."""
+"""A private PostgreSQL database for the test session (embedded, or TEST_DATABASE_URL's)."""
 
 from __future__ import annotations
 

@@ -50,7 +50,8 @@ def make_tenant(owner: str, slug: str) -> Tenant:
     now = datetime.now(UTC)
     with psycopg.connect(owner) as conn:
         conn.execute(
-            "INSERT INTO tenants (id, slug, name, status, created_at) VALUES (%s,%s,%s,'active',%s)",
+            "INSERT INTO tenants (id, slug, name, status, created_at)"
+            " VALUES (%s, %s, %s, 'active', %s)",
             (tenant.id, slug, slug.title(), now),
         )
         conn.execute("SELECT set_config('app.tenant_id', %s, true)", (str(tenant.id),))
@@ -61,7 +62,16 @@ def make_tenant(owner: str, slug: str) -> Tenant:
                 "INSERT INTO users (tenant_id, id, email, display_name, role, status,"
                 " password_hash, created_at, updated_at)"
                 " VALUES (%s,%s,%s,%s,%s,'active',%s,%s,%s)",
-                (tenant.id, account.id, account.email, who.title(), role, password_hash(), now, now),
+                (
+                    tenant.id,
+                    account.id,
+                    account.email,
+                    who.title(),
+                    role,
+                    password_hash(),
+                    now,
+                    now,
+                ),
             )
             tenant.accounts[who] = account
     return tenant

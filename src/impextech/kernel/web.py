@@ -47,9 +47,13 @@ MultiLine = Annotated[str, AfterValidator(_multi_line)]
 
 
 class StrictModel(BaseModel):
-    """Request bodies: unknown fields are refused (no mass assignment), no type coercion."""
+    """Request bodies: unknown fields are refused (no mass assignment).
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    Numbers use ``StrictInt`` so "12" or 12.0 is refused rather than coerced; a model-wide
+    strict mode would also refuse JSON strings for enums and UUIDs.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Problem(BaseModel):

@@ -8,7 +8,7 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt, StrictStr
 
 from impextech.catalog.adapters.sql import position_from_json, position_to_json
 from impextech.catalog.domain.model import MAX_STOCK, Product, ProductSort, ProductStatus
@@ -43,8 +43,8 @@ Web = Annotated[CatalogWeb, Depends(catalog_web)]
 
 
 class MoneyIO(StrictModel):
-    amount: int = Field(ge=0, le=MAX_AMOUNT, description="Integer minor units (cents)")
-    currency: str = Field(pattern=r"^[A-Z]{3}$", examples=["EUR"])
+    amount: StrictInt = Field(ge=0, le=MAX_AMOUNT, description="Integer minor units (cents)")
+    currency: StrictStr = Field(pattern=r"^[A-Z]{3}$", examples=["EUR"])
 
     def to_money(self) -> Money:
         try:
@@ -101,7 +101,7 @@ class ProductIn(StrictModel):
     description: MultiLine = Field(default="", max_length=10_000)
     category: SingleLine = Field(min_length=1, max_length=80)
     price: MoneyIO
-    stock: int = Field(ge=0, le=MAX_STOCK)
+    stock: StrictInt = Field(ge=0, le=MAX_STOCK)
 
 
 class ProductPatch(StrictModel):
@@ -110,7 +110,7 @@ class ProductPatch(StrictModel):
     description: MultiLine | None = Field(default=None, max_length=10_000)
     category: SingleLine | None = Field(default=None, min_length=1, max_length=80)
     price: MoneyIO | None = None
-    stock: int | None = Field(default=None, ge=0, le=MAX_STOCK)
+    stock: StrictInt | None = Field(default=None, ge=0, le=MAX_STOCK)
 
 
 _ETAG = re.compile(r'^\s*(?:W/)?"(\d{1,9})"\s*$')

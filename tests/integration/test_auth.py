@@ -1,0 +1,323 @@
+"""Sign-up, sign-in, refresh rotation with reuse detection, logout, password change."""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import httpx
+import psycopg
+import pytest
+
+from impextech.platform.database import Conninfos
+from tests.support.pg import snapshot
+from tests.support.world import PASSWORD, Account, Tenant, login
+
+pytestmark = pytest.mark.anyio
+
+ACME = {"X-Tenant": "acme"}
+
+
+def _type(response: httpx.Response) -> str:
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert body["status"] == response.status_code
+    kind: str = body["type"].rsplit("/", 1)[-1]
+    return kind
+
+
+async def _refresh(client: httpx.AsyncClient, token: str) -> httpx.Response:
+    return await client.post("/api/v1/auth/refresh", json={"refresh_token": token})
+
+
+def _live_sessions(db: Conninfos, tenant: Tenant, account: Account) -> int:
+    with psycopg.connect(db.owner) as conn:
+        conn.execute("SELECT set_config('app.tenant_id', %s, true)", (str(tenant.id),))
+        row = conn.execute(
+            "SELECT count(*) FROM auth_sessions WHERE user_id = %s AND revoked_at IS NULL",
+            (account.id,),
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def test_register_creates_a_shopper_and_signs_in(
+    client: httpx.AsyncClient, world: dict[str, Tenant]
+) -> None:
+    response = await client.post(
+        "/api/v1/auth/register",
+        json={
+            "email": "Ada@Example.org",
+            "password": "plum orbit cactus 41",
+            "display_name": "Ada",
+        },
+        headers=ACME,
+    )
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["user"]["role"] == "shopper"
+    assert body["user"]["email"] == "Ada@example.org"  # the domain part is normalised
+    assert body["tokens"]["token_type"] == "Bearer"
+    assert body["tokens"]["expires_in"] == 900
+    assert "password_hash" not in response.text
+    me = await client.get(
+        "/api/v1/users/me", headers={"Authorization": f"Bearer {body['tokens']['access_token']}"}
+    )
+    assert me.json()["id"] == body["user"]["id"]
+
+
+async def test_email_is_unique_per_tenant_case_insensitively(
+    client: httpx.AsyncClient, world: dict[str, Tenant], clean_db: Conninfos
+) -> None:
+    before = snapshot(clean_db.owner)
+    taken = await client.post(
+        "/api/v1/auth/register",
+        json={
+            "email": "SHOPPER@acme.example",
+            "password": "plum orbit cactus 41",
+            "display_name": "X",
+        },
+        headers=ACME,
+    )
+    assert taken.status_code == 409
+    assert _type(taken) == "email-taken"
+    assert snapshot(clean_db.owner) == before
+    # the same address is free in another marketplace
+    other = await client.post(
+        "/api/v1/auth/register",
+        json={
+            "email": "newcomer@acme.example",
+            "password": "plum orbit cactus 41",
+            "display_name": "X",
+        },
+        headers={"X-Tenant": "globex"},
+    )
+    assert other.status_code == 201
+
+
+async def test_weak_password_is_refused_and_nothing_is_stored(
+    client: httpx.AsyncClient, world: dict[str, Tenant], clean_db: Conninfos
+) -> None:
+    before = snapshot(clean_db.owner)
+    response = await client.post(
+        "/api/v1/auth/register",
+        json={"email": "bob@example.org", "password": "password1234", "display_name": "Bob"},
+        headers=ACME,
+    )
+    assert response.status_code == 422
+    assert _type(response) == "weak-password"
+    assert response.json()["errors"][0]["path"] == ["body", "password"]
+    assert snapshot(clean_db.owner) == before
+
+
+async def test_unknown_email_and_wrong_password_answer_alike(
+    client: httpx.AsyncClient, world: dict[str, Tenant]
+) -> None:
+    unknown = await client.post(
+        "/api/v1/auth/login",
+        json={"email": "nobody@acme.example", "password": PASSWORD},
+        headers=ACME,
+    )
+    wrong = await client.post(
+        "/api/v1/auth/login",
+        json={"email": "shopper@acme.example", "password": PASSWORD + "x"},
+        headers=ACME,
+    )
+    assert unknown.status_code == wrong.status_code == 401
+    assert unknown.json() == wrong.json()
+    assert _type(unknown) == "invalid-credentials"
+
+
+async def test_login_timing_does_not_reveal_whether_an_account_exists(
+    client: httpx.AsyncClient, world: dict[str, Tenant]
+) -> None:
+    async def timed(email: str) -> float:
+        started = time.perf_counter()
+        response = await client.post(
+            "/api/v1/auth/login",
+            json={"email": email, "password": "wrong-password-x"},
+            headers=ACME,
+        )
+        assert response.status_code == 401
+        return time.perf_counter() - started
+
+    unknown = [await timed(f"ghost{i}@acme.example") for i in range(7)]
+    known = [await timed("shopper@acme.example") for _ in range(7)]
+    # Both paths run one argon2 verification (~tens of ms); a missing one would be ~1 ms.
+    ratio = statistics.median(unknown) / statistics.median(known)
+    assert 0.6 < ratio < 1.6, (unknown, known)
+
+
+async def test_login_in_the_wrong_marketplace_fails(
+    client: httpx.AsyncClient, world: dict[str, Tenant]
+) -> None:
+    response = await client.post(
+        "/api/v1/auth/login",
+        json={"email": "shopper@acme.example", "password": PASSWORD},
+        headers={"X-Tenant": "globex"},
+    )
+    assert response.status_code == 401
+    missing = await client.post(
+        "/api/v1/auth/login", json={"email": "shopper@acme.example", "password": PASSWORD}
+    )
+    assert missing.status_code == 400
+    assert _type(missing) == "tenant-required"
+    unknown = await client.post(
+        "/api/v1/auth/login",
+        json={"email": "shopper@acme.example", "password": PASSWORD},
+        headers={"X-Tenant": "nosuchshop"},
+    )
+    assert unknown.status_code == 404
+    assert _type(unknown) == "unknown-tenant"
+
+
+async def test_subdomain_names_the_tenant(
+    client: httpx.AsyncClient, world: dict[str, Tenant]
+) -> None:
+    response = await client.post(
+        "http://acme.localhost/api/v1/auth/login",
+        json={"email": "shopper@acme.example", "password": PASSWORD},
+    )
+    assert response.status_code == 200
+
+
+async def test_refresh_rotates_and_reuse_revokes_the_family(
+    client: httpx.AsyncClient, world: dict[str, Tenant]
+) -> None:
+    shopper = world["acme"]["shopper"]
+    first = shopper.refresh_token
+    rotated = await _refresh(client, first)
+    assert rotated.status_code == 200
+    second = rotated.json()["refresh_token"]
+    assert second != first
+    new_access = rotated.json()["access_token"]
+    assert (
+        await client.get("/api/v1/users/me", headers={"Authorization": f"Bearer {new_access}"})
+    ).status_code == 200
+
+    reused = await _refresh(client, first)
+    assert reused.status_code == 401
+    assert _type(reused) == "refresh-token-reused"
+    # the whole family is gone: the newest refresh token and the access token stop working
+    assert (await _refresh(client, second)).status_code == 401
+    me = await client.get("/api/v1/users/me", headers={"Authorization": f"Bearer {new_access}"})
+    assert me.status_code == 401
+    # other sessions of the same user are untouched
+    other = await login(client, Account(shopper.id, shopper.email, "shopper", "acme"))
+    assert (await client.get("/api/v1/users/me", headers=other.auth)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["", "garbage", "0" * 32 + "." + "x" * 43, "zz" * 16 + "." + "x" * 43],
+)
+async def test_bogus_refresh_tokens_are_refused(
+    client: httpx.AsyncClient, world: dict[str, Tenant], clean_db: Conninfos, token: str
+) -> None:
+    before = snapshot(clean_db.owner)
+    response = await _refresh(client, token)
+    assert response.status_code in (401, 422)
+    assert response.headers["content-type"] == "application/problem+json"
+    assert snapshot(clean_db.owner) == before
+
+
+async def test_refresh_with_another_tenants_header_is_refused(
+    client: httpx.AsyncClient, world: dict[str, Tenant]
+) -> None:
+    shopper = world["acme"]["shopper"]
+    response = await client.post(
+        "/api/v1/auth/refresh",
+        json={"refresh_token": shopper.refresh_token},
+        headers={"X-Tenant": "globex"},
+    )
+    assert response.status_code == 401
+    assert _type(response) == "tenant-mismatch"
+
+
+async def test_logout_ends_this_session_only(
+    client: httpx.AsyncClient, world: dict[str, Tenant], clean_db: Conninfos
+) -> None:
+    acme = world["acme"]
+    seller = acme["seller"]
+    second = await login(client, Account(seller.id, seller.email, "seller", "acme"))
+    assert _live_sessions(clean_db, acme, seller) == 2
+    assert (await client.post("/api/v1/auth/logout", headers=seller.auth)).status_code == 204
+    assert (await client.get("/api/v1/users/me", headers=seller.auth)).status_code == 401
+    assert (await _refresh(client, seller.refresh_token)).status_code == 401
+    assert (await client.get("/api/v1/users/me", headers=second.auth)).status_code == 200
+    assert _live_sessions(clean_db, acme, seller) == 1
+
+
+async def test_logout_all_ends_every_session(
+    client: httpx.AsyncClient, world: dict[str, Tenant], clean_db: Conninfos
+) -> None:
+    acme = world["acme"]
+    seller = acme["seller"]
+    second = await login(client, Account(seller.id, seller.email, "seller", "acme"))
+    assert (await client.post("/api/v1/auth/logout-all", headers=seller.auth)).status_code == 204
+    for account in (seller, second):
+        assert (await client.get("/api/v1/users/me", headers=account.auth)).status_code == 401
+        assert (await _refresh(client, account.refresh_token)).status_code == 401
+    assert _live_sessions(clean_db, acme, seller) == 0
+    # another user's session is untouched
+    assert (await client.get("/api/v1/users/me", headers=acme["admin"].auth)).status_code == 200
+
+
+async def test_password_change_revokes_every_session_and_starts_a_new_one(
+    client: httpx.AsyncClient, world: dict[str, Tenant], clean_db: Conninfos
+) -> None:
+    acme = world["acme"]
+    shopper = acme["shopper"]
+    second = await login(client, Account(shopper.id, shopper.email, "shopper", "acme"))
+    wrong = await client.post(
+        "/api/v1/auth/password",
+        json={"current_password": "not-it-at-all", "new_password": "quartz meadow 99 falcon"},
+        headers=shopper.auth,
+    )
+    assert wrong.status_code == 401
+    assert _live_sessions(clean_db, acme, shopper) == 2
+    changed = await client.post(
+        "/api/v1/auth/password",
+        json={"current_password": PASSWORD, "new_password": "quartz meadow 99 falcon"},
+        headers=shopper.auth,
+    )
+    assert changed.status_code == 200, changed.text
+    for account in (shopper, second):
+        assert (await client.get("/api/v1/users/me", headers=account.auth)).status_code == 401
+    fresh = {"Authorization": f"Bearer {changed.json()['access_token']}"}
+    assert (await client.get("/api/v1/users/me", headers=fresh)).status_code == 200
+    assert _live_sessions(clean_db, acme, shopper) == 1
+    old = await client.post(
+        "/api/v1/auth/login", json={"email": shopper.email, "password": PASSWORD}, headers=ACME
+    )
+    assert old.status_code == 401
+    new = await client.post(
+        "/api/v1/auth/login",
+        json={"email": shopper.email, "password": "quartz meadow 99 falcon"},
+        headers=ACME,
+    )
+    assert new.status_code == 200
+
+
+async def test_access_token_of_one_tenant_is_refused_with_another_tenants_header(
+    client: httpx.AsyncClient, world: dict[str, Tenant]
+) -> None:
+    seller = world["acme"]["seller"]
+    for extra in ({"X-Tenant": "globex"},):
+        response = await client.get("/api/v1/users/me", headers={**seller.auth, **extra})
+        assert response.status_code == 401
+        assert _type(response) == "tenant-mismatch"
+    on_subdomain = await client.get("http://globex.localhost/api/v1/users/me", headers=seller.auth)
+    assert on_subdomain.status_code == 401
+    assert (
+        await client.get("http://acme.localhost/api/v1/users/me", headers=seller.auth)
+    ).status_code == 200
+
+
+@pytest.mark.parametrize("header", ["Bearer", "Bearer abc", "Basic Zm9vOmJhcg==", "Token x.y.z"])
+async def test_malformed_authorization_headers_answer_401(
+    client: httpx.AsyncClient, world: dict[str, Tenant], header: str
+) -> None:
+    response = await client.get("/api/v1/users/me", headers={"Authorization": header})
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"

@@ -1,0 +1,263 @@
+"""Migrations from an empty database to head, down to base and up again, as the schema owner."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from impextech.platform import database
+from tests.support.pg import APP_ROLE, OWNER_ROLE
+
+TENANT_OWNED = {"users", "auth_sessions", "refresh_tokens", "products"}
+GLOBAL = {"tenants", "rate_limit_counters"}
+APPLICATION_TABLES = TENANT_OWNED | GLOBAL
+CURRENT_TENANT = (
+    "(tenant_id = (NULLIF(current_setting('app.tenant_id'::text, true), ''::text))::uuid)"
+)
+
+
+def _superuser(owner: str) -> str:
+    """A superuser connection to the session's cluster (trust auth on the embedded one)."""
+    configured = os.environ.get("TEST_DATABASE_URL")
+    if configured:
+        return configured
+    with psycopg.connect(owner) as conn:
+        row = conn.execute(
+            "SELECT rolname FROM pg_roles WHERE rolsuper ORDER BY oid LIMIT 1"
+        ).fetchone()
+    assert row is not None
+    params = {k: v for k, v in conninfo_to_dict(owner).items() if k != "password"}
+    return make_conninfo("", **{**params, "user": str(row[0]), "dbname": "postgres"})
+
+
+@pytest.fixture
+def empty_db(db: database.Conninfos) -> Iterator[database.Conninfos]:
+    """A second, empty database on the session's cluster, owned by the test owner role."""
+    superuser = _superuser(db.owner)
+    name = f"impextech_migr_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(superuser, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                sql.Identifier(name), sql.Identifier(OWNER_ROLE)
+            )
+        )
+    base = {k: v for k, v in conninfo_to_dict(db.owner).items() if k not in ("dbname", "user")}
+    try:
+        yield database.Conninfos(
+            owner=make_conninfo("", **{**base, "dbname": name, "user": OWNER_ROLE}),
+            app=make_conninfo("", **{**base, "dbname": name, "user": APP_ROLE}),
+        )
+    finally:
+        with psycopg.connect(superuser, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def _tables(conn: psycopg.Connection[tuple[object, ...]]) -> set[str]:
+    rows = conn.execute(
+        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')"
+    ).fetchall()
+    return {str(r[0]) for r in rows}
+
+
+def _structure(owner: str) -> dict[str, object]:
+    """Columns, constraints, indexes, policies and grants: compared across a down-and-up."""
+    with psycopg.connect(owner) as conn:
+        return {
+            "columns": conn.execute(
+                "SELECT table_name, column_name, data_type, is_nullable, column_default"
+                " FROM information_schema.columns WHERE table_schema = 'public'"
+                " ORDER BY table_name, ordinal_position"
+            ).fetchall(),
+            "constraints": conn.execute(
+                "SELECT conrelid::regclass::text, pg_get_constraintdef(oid) FROM pg_constraint"
+                " WHERE connamespace = 'public'::regnamespace ORDER BY 1, 2"
+            ).fetchall(),
+            "indexes": conn.execute(
+                "SELECT tablename, indexname, indexdef FROM pg_indexes"
+                " WHERE schemaname = 'public' ORDER BY 1, 2"
+            ).fetchall(),
+            "policies": conn.execute(
+                "SELECT tablename, policyname, permissive, roles::text, cmd, qual, with_check"
+                " FROM pg_policies WHERE schemaname = 'public' ORDER BY 1, 2"
+            ).fetchall(),
+            "grants": conn.execute(
+                "SELECT table_name, privilege_type FROM information_schema.role_table_grants"
+                " WHERE grantee = %s ORDER BY 1, 2",
+                (APP_ROLE,),
+            ).fetchall(),
+        }
+
+
+def _assert_at_head(infos: database.Conninfos) -> None:
+    assert database.current_revision(infos.owner) == database.head_revision()
+    with psycopg.connect(infos.owner) as conn:
+        assert _tables(conn) == APPLICATION_TABLES | {"alembic_version"}
+
+        security = {
+            str(r[0]): (bool(r[1]), bool(r[2]))
+            for r in conn.execute(
+                "SELECT relname, relrowsecurity, relforcerowsecurity FROM pg_class"
+                " WHERE relnamespace = 'public'::regnamespace AND relkind = 'r'"
+            ).fetchall()
+        }
+        for table in TENANT_OWNED:
+            assert security[table] == (True, True), table
+        for table in GLOBAL:
+            assert security[table] == (False, False), table
+
+        policies = conn.execute(
+            "SELECT tablename, policyname, permissive, roles::text, cmd, qual, with_check"
+            " FROM pg_policies WHERE schemaname = 'public' ORDER BY tablename"
+        ).fetchall()
+        assert policies == [
+            (
+                table,
+                "tenant_isolation",
+                "PERMISSIVE",
+                "{public}",
+                "ALL",
+                CURRENT_TENANT,
+                CURRENT_TENANT,
+            )
+            for table in sorted(TENANT_OWNED)
+        ]
+
+        role = conn.execute(
+            "SELECT rolsuper, rolbypassrls, rolcreaterole, rolcreatedb,"
+            " pg_has_role(%s, %s, 'MEMBER') FROM pg_roles WHERE rolname = %s",
+            (APP_ROLE, OWNER_ROLE, APP_ROLE),
+        ).fetchone()
+        assert role == (False, False, False, False, False)
+        owned = conn.execute(
+            "SELECT c.relname FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner"
+            " WHERE r.rolname = %s",
+            (APP_ROLE,),
+        ).fetchall()
+        assert owned == []
+        owners = {
+            str(r[0])
+            for r in conn.execute(
+                "SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'public'"
+            ).fetchall()
+        }
+        assert owners == {OWNER_ROLE}
+
+        privileges = {
+            table: tuple(
+                bool(
+                    conn.execute(
+                        "SELECT has_table_privilege(%s, %s, %s)", (APP_ROLE, table, privilege)
+                    ).fetchone()[0]  # type: ignore[index]
+                )
+                for privilege in ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE")
+            )
+            for table in sorted(APPLICATION_TABLES | {"alembic_version"})
+        }
+        assert privileges == {
+            "alembic_version": (True, False, False, False, False),
+            "auth_sessions": (True, True, True, False, False),
+            "products": (True, True, True, False, False),
+            "rate_limit_counters": (True, True, True, True, False),
+            "refresh_tokens": (True, True, True, False, False),
+            "tenants": (True, False, False, False, False),
+            "users": (True, True, True, False, False),
+        }
+
+
+def test_upgrade_from_empty_to_head_secures_every_tenant_table(
+    empty_db: database.Conninfos,
+) -> None:
+    with psycopg.connect(empty_db.owner) as conn:
+        assert _tables(conn) == set()
+
+    database.upgrade(empty_db.owner, APP_ROLE)
+
+    _assert_at_head(empty_db)
+
+
+def test_the_app_role_sees_and_writes_nothing_without_a_tenant(
+    empty_db: database.Conninfos,
+) -> None:
+    database.upgrade(empty_db.owner, APP_ROLE)
+    tenant = uuid.uuid4()
+    with psycopg.connect(empty_db.owner) as conn:
+        conn.execute(
+            "INSERT INTO tenants (id, slug, name, status, created_at)"
+            " VALUES (%s, 'acme', 'Acme', 'active', now())",
+            (tenant,),
+        )
+        conn.execute("SELECT set_config('app.tenant_id', %s, true)", (str(tenant),))
+        conn.execute(
+            "INSERT INTO users (tenant_id, id, email, display_name, role, status, password_hash,"
+            " created_at, updated_at) VALUES (%s, %s, 'a@acme.example', 'A', 'shopper', 'active',"
+            " 'x', now(), now())",
+            (tenant, uuid.uuid4()),
+        )
+    with psycopg.connect(empty_db.app) as conn:
+        assert conn.execute("SELECT count(*) FROM users").fetchone() == (0,)
+        assert conn.execute("SELECT count(*) FROM tenants").fetchone() == (1,)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute(
+                "INSERT INTO tenants (id, slug, name, status, created_at)"
+                " VALUES (%s, 'evil', 'Evil', 'active', now())",
+                (uuid.uuid4(),),
+            )
+    for statement in (
+        "ALTER TABLE users DISABLE ROW LEVEL SECURITY",
+        "ALTER TABLE users NO FORCE ROW LEVEL SECURITY",
+        "DROP POLICY tenant_isolation ON users",
+        "DELETE FROM users",
+        "TRUNCATE products",
+    ):
+        with (
+            psycopg.connect(empty_db.app) as conn,
+            pytest.raises(psycopg.errors.InsufficientPrivilege),
+        ):
+            conn.execute(statement)
+    with psycopg.connect(empty_db.app) as conn:
+        conn.execute("SELECT set_config('app.tenant_id', %s, true)", (str(tenant),))
+        assert conn.execute("SELECT email FROM users").fetchall() == [("a@acme.example",)]
+
+
+def test_downgrade_to_base_removes_everything_and_upgrade_works_again(
+    empty_db: database.Conninfos,
+) -> None:
+    database.upgrade(empty_db.owner, APP_ROLE)
+    first = _structure(empty_db.owner)
+
+    database.downgrade(empty_db.owner, APP_ROLE, "base")
+
+    with psycopg.connect(empty_db.owner) as conn:
+        assert _tables(conn) - {"alembic_version"} == set()
+        assert conn.execute("SELECT count(*) FROM alembic_version").fetchone() == (0,)
+        assert conn.execute(
+            "SELECT count(*) FROM pg_policies WHERE schemaname = 'public'"
+        ).fetchone() == (0,)
+        leftovers = conn.execute(
+            "SELECT relname, relkind FROM pg_class WHERE relnamespace = 'public'::regnamespace"
+            " AND relname NOT LIKE 'alembic_version%'"
+        ).fetchall()
+        assert leftovers == []
+    assert database.current_revision(empty_db.owner) is None
+
+    database.upgrade(empty_db.owner, APP_ROLE)
+
+    _assert_at_head(empty_db)
+    assert _structure(empty_db.owner) == first
+
+
+def test_upgrade_at_head_is_a_no_op(empty_db: database.Conninfos) -> None:
+    database.upgrade(empty_db.owner, APP_ROLE)
+    first = _structure(empty_db.owner)
+
+    database.upgrade(empty_db.owner, APP_ROLE)
+
+    assert _structure(empty_db.owner) == first
+    assert database.current_revision(empty_db.owner) == database.head_revision()

@@ -1,0 +1,358 @@
+"""The scan: run every rule over every file, join signals into combinations, score the input."""
+
+from __future__ import annotations
+
+import bisect
+import os
+import posixpath
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from impextech.vet.gitsource import blob_id, is_git_dir, iter_git
+from impextech.vet.model import Finding, Report, Severity
+from impextech.vet.rules import Rule, RuleSet, default_ruleset
+from impextech.vet.sources import (
+    InputError,
+    Item,
+    LimitBreach,
+    Limits,
+    SourceFile,
+    archive_kind,
+    iter_directory,
+    iter_tar,
+    iter_zip,
+)
+
+MAX_HITS_PER_RULE = 3
+EVIDENCE_WIDTH = 160
+AUTORUN = "ctx:autorun"
+
+CODE_SUFFIXES = (
+    ".js", ".cjs", ".mjs", ".jsx", ".ts", ".cts", ".mts", ".tsx", ".py", ".pyw", ".sh",
+    ".bash", ".zsh", ".ps1", ".bat", ".cmd", ".vbs", ".rb", ".php", ".pl", ".lua", ".coffee",
+)  # fmt: skip
+
+_LOCAL_IMPORT = re.compile(
+    r"""(?:require\s*\(\s*|import\s*\(\s*|\bfrom\s+|\bimport\s+)['"](\.{1,2}/[^'"\n]{1,200})['"]"""
+)
+
+
+@dataclass(frozen=True)
+class Hit:
+    line: int
+    evidence: str
+
+
+@dataclass
+class FileState:
+    path: str
+    origin: str
+    tags: dict[str, Hit] = field(default_factory=dict)
+    imports: list[str] = field(default_factory=list)
+
+
+class FileContext:
+    """What a detector sees of one file, and how it reports back."""
+
+    def __init__(self, scan: Scan, src: SourceFile, state: FileState, binary: bool) -> None:
+        self.scan = scan
+        self.src = src
+        self.state = state
+        self.path = src.path
+        self.binary = binary
+        self.text = "" if binary else src.data.decode("utf-8", "replace")
+        self._lower: str | None = None
+        self._newlines: list[int] | None = None
+
+    @property
+    def lower(self) -> str:
+        if self._lower is None:
+            self._lower = self.text.lower()
+        return self._lower
+
+    def line_of(self, offset: int) -> int:
+        if self._newlines is None:
+            self._newlines = [m.start() for m in re.finditer("\n", self.text)]
+        return bisect.bisect_left(self._newlines, offset) + 1
+
+    def evidence_at(self, offset: int, end: int | None = None) -> str:
+        start = self.text.rfind("\n", 0, offset) + 1
+        stop = self.text.find("\n", offset)
+        stop = len(self.text) if stop < 0 else stop
+        line = self.text[start:stop]
+        if len(line) > EVIDENCE_WIDTH:
+            col = offset - start
+            lo = max(0, col - 40)
+            line = ("…" if lo else "") + line[lo : lo + EVIDENCE_WIDTH] + "…"
+        return line.strip()
+
+    def tag(self, tag: str, line: int, evidence: str) -> None:
+        self.state.tags.setdefault(tag, Hit(line, evidence))
+
+    def report(self, rule: Rule, line: int, evidence: str, message: str = "") -> None:
+        for t in rule.tags:
+            self.tag(t, line, evidence)
+        self.scan.add(rule, self.src.path, line, evidence, self.src.origin, message)
+
+    def reference(self, target: str, line: int, evidence: str, base: str | None = None) -> None:
+        """Mark a repository file as run automatically (by an install hook, a task, ...).
+
+        `base` is the folder the command runs in; by default this file's own folder.
+        """
+        folder = posixpath.dirname(self.path) if base is None else base
+        self.scan.reference(self.src.origin, folder, target, line, evidence)
+
+
+Detector = Callable[[FileContext, Rule], None]
+
+
+class Scan:
+    def __init__(self, rules: RuleSet, detectors: dict[str, Detector]) -> None:
+        self.rules = rules
+        self.detectors = detectors
+        self.patterns = rules.by_kind("pattern")
+        self.builtins = rules.by_kind("builtin")
+        self.combos = rules.by_kind("combo")
+        self.findings: list[Finding] = []
+        self.signals: list[Finding] = []
+        self.states: dict[tuple[str, str], FileState] = {}
+        self.refs: list[tuple[str, str, Hit]] = []
+        self.files = 0
+        self.bytes = 0
+        self._hits: dict[tuple[str, str, str], int] = {}
+
+    def add(
+        self, rule: Rule, path: str, line: int, evidence: str, origin: str, message: str = ""
+    ) -> None:
+        key = (rule.id, origin, path)
+        n = self._hits.get(key, 0)
+        self._hits[key] = n + 1
+        if n >= MAX_HITS_PER_RULE:
+            return
+        sink = self.signals if rule.severity is Severity.INFO else self.findings
+        sink.append(
+            Finding(
+                rule_id=rule.id,
+                rule_name=rule.name,
+                severity=rule.severity,
+                message=message or rule.description,
+                path=path,
+                line=line,
+                evidence=evidence,
+                origin=origin,
+            )
+        )
+
+    def reference(self, origin: str, base: str, target: str, line: int, evidence: str) -> None:
+        norm = posixpath.normpath(posixpath.join(base, target))
+        if norm.startswith("../") or norm == "..":
+            return
+        self.refs.append((origin, norm, Hit(line, evidence)))
+
+    def feed(self, item: Item) -> None:
+        if isinstance(item, LimitBreach):
+            try:
+                rule = self.rules.input_rule(item.kind)
+            except KeyError:
+                rule = self.rules.input_rule("unreadable-entry")
+            self.add(rule, item.path or ".", 0, item.detail, item.origin)
+            return
+        self.files += 1
+        self.bytes += item.size
+        state = FileState(item.path, item.origin)
+        self.states[(item.origin, item.path)] = state
+        binary = b"\0" in item.data[:8192]
+        ctx = FileContext(self, item, state, binary)
+        for rule in self.builtins:
+            if rule.applies_to(item.path) or (rule.params.get("binary") and binary):
+                self.detectors[rule.detector](ctx, rule)
+        if binary:
+            return
+        for rule in self.patterns:
+            if not rule.applies_to(item.path):
+                continue
+            if rule.needles and not any(n in ctx.lower for n in rule.needles):
+                continue
+            self._match(ctx, rule)
+        if item.path.lower().endswith(CODE_SUFFIXES) and (
+            "require" in ctx.text or "import" in ctx.text
+        ):
+            state.imports = [m.group(1) for m in _LOCAL_IMPORT.finditer(ctx.text)][:200]
+
+    def _match(self, ctx: FileContext, rule: Rule) -> None:
+        matches: list[re.Match[str]] = []
+        for pattern in rule.patterns:
+            for m in pattern.finditer(ctx.text):
+                matches.append(m)
+                if len(matches) >= max(rule.min_count, MAX_HITS_PER_RULE):
+                    break
+            if len(matches) >= max(rule.min_count, MAX_HITS_PER_RULE):
+                break
+        if len(matches) < rule.min_count:
+            return
+        for m in matches[:MAX_HITS_PER_RULE]:
+            ctx.report(rule, ctx.line_of(m.start()), ctx.evidence_at(m.start()))
+
+    def _resolve(self, origin: str, path: str) -> FileState | None:
+        for cand in (path, *(path + s for s in (".js", ".cjs", ".mjs", ".ts", "/index.js"))):
+            state = self.states.get((origin, cand))
+            if state is not None:
+                return state
+        return None
+
+    def _propagate_autorun(self) -> None:
+        queue: list[tuple[str, str, Hit, int]] = [(o, p, h, 0) for o, p, h in self.refs]
+        while queue:
+            origin, path, hit, depth = queue.pop()
+            state = self._resolve(origin, path)
+            if state is None or AUTORUN in state.tags:
+                continue
+            state.tags[AUTORUN] = hit
+            if depth < 3:
+                base = posixpath.dirname(state.path)
+                for imp in state.imports:
+                    target = posixpath.normpath(posixpath.join(base, imp))
+                    queue.append((origin, target, hit, depth + 1))
+
+    def _combine(self) -> None:
+        for state in self.states.values():
+            if len(state.tags) < 2:
+                continue
+            fired: list[tuple[Rule, Hit, list[str]]] = []
+            for rule in self.combos:
+                if not all(t in state.tags for t in rule.all_tags):
+                    continue
+                present = [t for t in rule.any_tags if t in state.tags]
+                if rule.any_tags and len(present) < rule.min_any:
+                    continue
+                if any(t in state.tags for t in rule.none_tags):
+                    continue
+                used = [*rule.all_tags, *present]
+                fired.append((rule, self._anchor(state, used), used))
+            if not fired:
+                continue
+            top = max(r.severity for r, _, _ in fired)
+            for rule, hit, used in fired:
+                if rule.severity < top:
+                    continue
+                signals = ", ".join(
+                    f"{t.split(':', 1)[-1]}@{state.tags[t].line}" for t in dict.fromkeys(used)
+                )
+                self.add(
+                    rule,
+                    state.path,
+                    hit.line,
+                    hit.evidence,
+                    state.origin,
+                    f"{rule.description} [signals: {signals}]",
+                )
+
+    @staticmethod
+    def _anchor(state: FileState, used: list[str]) -> Hit:
+        # Point at the most telling line: prefer a signal that is not the autorun context.
+        for t in reversed(used):
+            if t != AUTORUN:
+                return state.tags[t]
+        return state.tags[used[0]]
+
+    def finish(self, target: str, origins: list[str]) -> Report:
+        self._propagate_autorun()
+        self._combine()
+        order = sorted(
+            self.findings, key=lambda f: (-f.severity, f.origin, f.path, f.line, f.rule_id)
+        )
+        return Report(
+            target=target,
+            findings=order,
+            files_scanned=self.files,
+            bytes_scanned=self.bytes,
+            origins=origins,
+            signals=self.signals,
+        )
+
+
+def _git_extras(git_dir: Path, limits: Limits) -> Iterator[Item]:
+    """The repository's own config and enabled hooks: files git itself would act on."""
+    config = git_dir / "config"
+    if config.is_file() and not config.is_symlink():
+        data = config.read_bytes()[: limits.scan_bytes]
+        yield SourceFile(".git/config", data, len(data))
+    hooks = git_dir / "hooks"
+    if hooks.is_dir() and not hooks.is_symlink():
+        for item in iter_directory(hooks, limits):
+            if isinstance(item, SourceFile) and not item.path.endswith(".sample"):
+                yield SourceFile(".git/hooks/" + item.path, item.data, item.size)
+
+
+def iter_input(path: Path, limits: Limits, origins: list[str]) -> Iterator[Item]:
+    """Everything vet will inspect for PATH, in a stable order."""
+    if not path.exists() and not path.is_symlink():
+        raise InputError(f"no such file or directory: {path}")
+    if path.is_dir():
+        if is_git_dir(path):
+            origins.append("git (bare)")
+            yield from _git_extras(path, limits)
+            yield from iter_git(path, limits)
+            return
+        origins.append("working tree")
+        seen: set[bytes] = set()
+        for item in iter_directory(path, limits):
+            if isinstance(item, SourceFile) and not item.truncated:
+                seen.add(blob_id(item.data))
+            yield item
+        dotgit = path / ".git"
+        if dotgit.is_dir() and not dotgit.is_symlink():
+            origins.append("git history")
+            yield from _git_extras(dotgit, limits)
+            yield from iter_git(path, limits, seen)
+        return
+    kind = archive_kind(path)
+    if not path.is_file():
+        raise InputError(f"not a regular file or directory: {path}")
+    if not os.access(path, os.R_OK):
+        raise InputError(f"permission denied: {path}")
+    if kind == "zip":
+        origins.append("zip archive")
+        yield from iter_zip(path, limits)
+    elif kind == "tar":
+        origins.append("tar archive")
+        yield from iter_tar(path, limits)
+    else:
+        origins.append("single file")
+        try:
+            data = path.read_bytes()[: limits.scan_bytes]
+        except OSError as exc:
+            raise InputError(f"cannot read {path}: {exc}") from exc
+        yield SourceFile(path.name, data, path.stat().st_size)
+
+
+def scan_items(
+    items: Iterable[Item],
+    target: str = "<memory>",
+    rules: RuleSet | None = None,
+    origins: list[str] | None = None,
+    on_file: Callable[[int], None] | None = None,
+) -> Report:
+    from impextech.vet.detectors import DETECTORS
+
+    scan = Scan(rules or default_ruleset(), DETECTORS)
+    for item in items:
+        scan.feed(item)
+        if on_file is not None:
+            on_file(item.size if isinstance(item, SourceFile) else 0)
+    return scan.finish(target, origins or [])
+
+
+def scan_path(
+    path: Path,
+    limits: Limits | None = None,
+    rules: RuleSet | None = None,
+    on_file: Callable[[int], None] | None = None,
+) -> Report:
+    """Inspect PATH. Raises InputError when it cannot be read at all."""
+    origins: list[str] = []
+    return scan_items(
+        iter_input(path, limits or Limits(), origins), str(path), rules, origins, on_file
+    )

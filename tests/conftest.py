@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -22,11 +24,19 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture(scope="session")
-def db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[database.Conninfos]:
-    """One migrated database for the whole session (tests empty it before they run)."""
-    with test_database(tmp_path_factory.mktemp("pg")) as infos:
-        database.upgrade(infos.owner, APP_ROLE)
-        yield infos
+def db() -> Iterator[database.Conninfos]:
+    """One migrated database for the whole session (tests empty it before they run).
+
+    The cluster lives outside pytest's temporary directories: pytest prunes old ones, which
+    would delete a cluster still in use by a concurrent test run.
+    """
+    workdir = Path(tempfile.mkdtemp(prefix="impextech-test-"))
+    try:
+        with test_database(workdir) as infos:
+            database.upgrade(infos.owner, APP_ROLE)
+            yield infos
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.fixture

@@ -106,8 +106,14 @@ def error_response(request: Request | None, exc: ImpextechError) -> JSONResponse
     )
 
 
-def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI documentation of the problem+json answers a route may give."""
+def problem_responses(
+    *statuses: int, body: bool = False, inputs: bool = True
+) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI documentation of the problem+json answers a route may give.
+
+    Every route may answer 500; routes with parameters or headers also 400 and 422; routes
+    that take a body also 413 and 415.
+    """
     descriptions = {
         400: "Bad request (malformed JSON, missing tenant)",
         401: "Missing, expired or revoked credentials",
@@ -120,13 +126,15 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         422: "Invalid fields; `errors` lists each with its path",
         428: "If-Match is required",
         429: "Rate limited; see Retry-After",
+        500: "Unexpected server error",
+        503: "Not ready",
     }
-    common = (400, 413, 415, 422, 500) if statuses else ()
-    out: dict[int | str, dict[str, Any]] = {}
-    for status in sorted({*statuses, *common, 500}):
-        out[status] = {
-            "model": Problem,
-            "description": descriptions.get(status, "Unexpected server error"),
-            "content": {PROBLEM_MEDIA_TYPE: {}},
+    common = {500} | ({400, 422} if inputs else set()) | ({413, 415} if body else set())
+    schema = Problem.model_json_schema()
+    return {
+        status: {
+            "description": descriptions[status],
+            "content": {PROBLEM_MEDIA_TYPE: {"schema": schema}},
         }
-    return out
+        for status in sorted({*statuses, *common})
+    }

@@ -35,7 +35,7 @@ from impextech.kernel.cursors import CursorCodec
 from impextech.kernel.db import Database, make_engine
 from impextech.kernel.domain.clock import SystemClock
 from impextech.kernel.domain.errors import ImpextechError
-from impextech.kernel.web import Problem, error_response, problem_response
+from impextech.kernel.web import error_response, problem_response, problem_responses
 from impextech.platform.database import head_revision
 from impextech.platform.edge import BodyGuard, HttpMetrics, RequestObserver
 from impextech.platform.settings import Settings
@@ -142,7 +142,6 @@ def create_app(settings: Settings, app_conninfo: str) -> FastAPI:
             "marketplace. Every error is RFC 9457 problem+json."
         ),
         lifespan=lifespan,
-        responses={500: {"model": Problem, "description": "Unexpected server error"}},
     )
     app.state.identity = IdentityWeb(
         auth=auth,
@@ -161,7 +160,12 @@ def create_app(settings: Settings, app_conninfo: str) -> FastAPI:
     app.include_router(users_router)
     app.include_router(products_router)
 
-    @app.get("/healthz", tags=["operations"], summary="Liveness: the process answers")
+    @app.get(
+        "/healthz",
+        tags=["operations"],
+        summary="Liveness: the process answers",
+        responses=problem_responses(inputs=False),
+    )
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
@@ -169,7 +173,7 @@ def create_app(settings: Settings, app_conninfo: str) -> FastAPI:
         "/readyz",
         tags=["operations"],
         summary="Readiness: the database answers and its schema is current",
-        responses={503: {"model": Problem, "description": "Not ready"}},
+        responses=problem_responses(503, inputs=False),
     )
     async def readyz(request: Request) -> Response:
         try:
@@ -190,7 +194,13 @@ def create_app(settings: Settings, app_conninfo: str) -> FastAPI:
             )  # fmt: skip
         return JSONResponse({"status": "ready", "schema": current})
 
-    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", response_class=Response)
+    @app.get(
+        "/metrics",
+        tags=["operations"],
+        summary="Prometheus metrics",
+        response_class=Response,
+        responses=problem_responses(inputs=False),
+    )
     async def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 

@@ -219,7 +219,7 @@ async def get_product(
     "",
     status_code=201,
     response_model=ProductOut,
-    responses=problem_responses(401, 403, 409),
+    responses=problem_responses(401, 403, 409, body=True),
     summary="List a new product (sellers and admins)",
 )
 async def create_product(
@@ -243,7 +243,7 @@ async def create_product(
 @router.patch(
     "/{product_id}",
     response_model=ProductOut,
-    responses=problem_responses(401, 403, 404, 409, 412, 428),
+    responses=problem_responses(401, 403, 404, 409, 412, 428, body=True),
     summary="Change a product you own (admins: any); needs If-Match",
 )
 async def update_product(

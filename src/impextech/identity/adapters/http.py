@@ -115,7 +115,7 @@ users = APIRouter(prefix="/api/v1/users", tags=["users"])
     "/register",
     status_code=201,
     response_model=RegisterOut,
-    responses=problem_responses(400, 404, 409, 429),
+    responses=problem_responses(400, 404, 409, 429, body=True),
     summary="Create a shopper account in this marketplace and sign in",
 )
 async def register(
@@ -130,7 +130,7 @@ async def register(
 @auth.post(
     "/login",
     response_model=TokenOut,
-    responses=problem_responses(400, 401, 404, 429),
+    responses=problem_responses(400, 401, 404, 429, body=True),
     summary="Exchange email and password for an access and a refresh token",
 )
 async def login(body: LoginIn, request: Request, tenant: AnonymousTenant, web: Web) -> TokenOut:
@@ -141,7 +141,7 @@ async def login(body: LoginIn, request: Request, tenant: AnonymousTenant, web: W
 @auth.post(
     "/refresh",
     response_model=TokenOut,
-    responses=problem_responses(401),
+    responses=problem_responses(401, body=True),
     summary="Rotate a refresh token: each one works once; reuse revokes the whole session",
 )
 async def refresh(body: RefreshIn, request: Request, web: Web) -> TokenOut:
@@ -178,7 +178,7 @@ async def logout_all(principal: CurrentPrincipal, web: Web) -> Response:
 @auth.post(
     "/password",
     response_model=TokenOut,
-    responses=problem_responses(401, 429),
+    responses=problem_responses(401, 429, body=True),
     summary="Change the password; every session ends and a new one starts for this client",
 )
 async def change_password(
@@ -198,7 +198,7 @@ async def get_me(principal: CurrentPrincipal, web: Web) -> UserOut:
 @users.patch(
     "/me",
     response_model=UserOut,
-    responses=problem_responses(401),
+    responses=problem_responses(401, body=True),
     summary="Edit your own profile (display_name only; other fields are refused)",
 )
 async def patch_me(body: ProfilePatch, principal: CurrentPrincipal, web: Web) -> UserOut:
@@ -254,7 +254,7 @@ async def get_user(user_id: UUID, principal: CurrentPrincipal, web: Web) -> User
 @users.put(
     "/{user_id}/role",
     response_model=UserOut,
-    responses=problem_responses(401, 403, 404, 409),
+    responses=problem_responses(401, 403, 404, 409, body=True),
     summary="Change a user's role (admin)",
 )
 async def change_role(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from importlib import resources
 from typing import Any
 
 import anyio
@@ -12,7 +13,9 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse, Response
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -107,6 +110,32 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, on_crash)
 
 
+def install_docs(app: FastAPI) -> None:
+    """Swagger UI and ReDoc served from this process: no CDN, so the CSP can stay 'self'."""
+    static = resources.files("fastapi_offline").joinpath("static")
+    app.mount("/docs/static", StaticFiles(directory=str(static)), name="docs-static")
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="Impextech API",
+            swagger_js_url="/docs/static/swagger-ui-bundle.js",
+            swagger_css_url="/docs/static/swagger-ui.css",
+            swagger_favicon_url="/docs/static/favicon.png",
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url="/openapi.json",
+            title="Impextech API",
+            redoc_js_url="/docs/static/redoc.standalone.js",
+            redoc_favicon_url="/docs/static/favicon.png",
+            with_google_fonts=False,
+        )
+
+
 def create_app(settings: Settings, app_conninfo: str) -> FastAPI:
     """Wire every context over one engine; nothing connects until the first request."""
     engine = make_engine(app_conninfo, pool_size=settings.db_pool_size)
@@ -134,6 +163,8 @@ def create_app(settings: Settings, app_conninfo: str) -> FastAPI:
         await database.dispose()
 
     app = FastAPI(
+        docs_url=None,
+        redoc_url=None,
         title="Impextech API",
         version="1.0.0",
         description=(
@@ -204,6 +235,7 @@ def create_app(settings: Settings, app_conninfo: str) -> FastAPI:
     async def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
+    install_docs(app)
     app.add_middleware(BodyGuard, max_body_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(

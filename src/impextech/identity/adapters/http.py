@@ -190,7 +190,9 @@ async def change_password(
     return _tokens(pair)
 
 
-@users.get("/me", response_model=UserOut, responses=problem_responses(401))
+@users.get(
+    "/me", response_model=UserOut, responses=problem_responses(401), summary="Your own profile"
+)
 async def get_me(principal: CurrentPrincipal, web: Web) -> UserOut:
     return UserOut.of(await web.users.me(principal))
 

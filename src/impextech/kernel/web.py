@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Request, Response
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from impextech.kernel.domain.errors import FieldIssue, ImpextechError, InvalidInput
@@ -138,3 +141,27 @@ def problem_responses(
         }
         for status in sorted({*statuses, *common})
     }
+
+
+def _reject_constant(name: str) -> object:
+    # Python's json module accepts NaN and Infinity; RFC 8259 JSON does not.
+    raise json.JSONDecodeError(f"{name} is not valid JSON", name, 0)
+
+
+class _StrictJsonRequest(Request):
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            self._json = json.loads(await self.body(), parse_constant=_reject_constant)
+        return self._json
+
+
+class StrictJsonRoute(APIRoute):
+    """Routes whose bodies are parsed as standard JSON (no NaN, Infinity or -Infinity)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def strict(request: Request) -> Response:
+            return await handler(_StrictJsonRequest(request.scope, request.receive))
+
+        return strict

@@ -23,7 +23,13 @@ from impextech.kernel.domain.errors import (
     PreconditionRequired,
 )
 from impextech.kernel.domain.money import MAX_AMOUNT, Money
-from impextech.kernel.web import MultiLine, SingleLine, StrictModel, problem_responses
+from impextech.kernel.web import (
+    MultiLine,
+    SingleLine,
+    StrictJsonRoute,
+    StrictModel,
+    problem_responses,
+)
 
 
 class CatalogWeb:
@@ -138,7 +144,7 @@ def _with_etag(response: Response, product: Product) -> ProductOut:
     return ProductOut.of(product)
 
 
-router = APIRouter(prefix="/api/v1/products", tags=["products"])
+router = APIRouter(prefix="/api/v1/products", tags=["products"], route_class=StrictJsonRoute)
 
 
 @router.get(

@@ -21,7 +21,7 @@ from impextech.identity.domain.model import User, UserStatus
 from impextech.identity.service.auth import TokenPair
 from impextech.kernel.domain.errors import FieldIssue, InvalidInput, TenantMismatch
 from impextech.kernel.domain.principal import Role
-from impextech.kernel.web import SingleLine, StrictModel, problem_responses
+from impextech.kernel.web import SingleLine, StrictJsonRoute, StrictModel, problem_responses
 
 Web = Annotated[IdentityWeb, Depends(identity_web)]
 
@@ -107,8 +107,8 @@ class UserPageOut(BaseModel):
     )
 
 
-auth = APIRouter(prefix="/api/v1/auth", tags=["auth"])
-users = APIRouter(prefix="/api/v1/users", tags=["users"])
+auth = APIRouter(prefix="/api/v1/auth", tags=["auth"], route_class=StrictJsonRoute)
+users = APIRouter(prefix="/api/v1/users", tags=["users"], route_class=StrictJsonRoute)
 
 
 @auth.post(

@@ -38,7 +38,7 @@ def _run(argv: list[str], **kwargs: object) -> None:
 
 
 def ensure_env() -> None:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036  (this file runs on any python3)
         sys.exit("Impextech needs Python 3.11 or newer")
     digest = hashlib.sha256(LOCK.read_bytes() + (ROOT / "pyproject.toml").read_bytes()).hexdigest()
     if STAMP.exists() and STAMP.read_text().strip() == digest:

@@ -232,6 +232,8 @@ async def test_refresh_with_another_tenants_header_is_refused(
     )
     assert response.status_code == 401
     assert _type(response) == "tenant-mismatch"
+    # the refused request did not use the token up
+    assert (await _refresh(client, shopper.refresh_token)).status_code == 200
 
 
 async def test_logout_ends_this_session_only(

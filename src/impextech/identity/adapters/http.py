@@ -13,13 +13,20 @@ from impextech.identity.adapters.web_context import (
     AnonymousTenant,
     CurrentPrincipal,
     IdentityWeb,
+    TenantHeader,
     client_address,
     identity_web,
     requested_slug,
 )
 from impextech.identity.domain.model import User, UserStatus
-from impextech.identity.service.auth import TokenPair
-from impextech.kernel.domain.errors import FieldIssue, InvalidInput, TenantMismatch
+from impextech.identity.service.auth import TokenPair, tenant_of_refresh_token
+from impextech.kernel.domain.errors import (
+    FieldIssue,
+    InvalidInput,
+    InvalidToken,
+    TenantMismatch,
+    UnknownTenant,
+)
 from impextech.kernel.domain.principal import Role
 from impextech.kernel.web import SingleLine, StrictJsonRoute, StrictModel, problem_responses
 
@@ -144,12 +151,18 @@ async def login(body: LoginIn, request: Request, tenant: AnonymousTenant, web: W
     responses=problem_responses(401, body=True),
     summary="Rotate a refresh token: each one works once; reuse revokes the whole session",
 )
-async def refresh(body: RefreshIn, request: Request, web: Web) -> TokenOut:
-    tenant_id, pair = await web.auth.refresh(body.refresh_token)
-    tenant = await web.tenants.by_id(tenant_id)
-    slug = requested_slug(request, request.headers.get("x-tenant"), web.base_domains)
+async def refresh(
+    body: RefreshIn, request: Request, web: Web, x_tenant: TenantHeader = None
+) -> TokenOut:
+    # Check the named marketplace before rotating: a refused request must not use up the token.
+    try:
+        tenant = await web.tenants.by_id(tenant_of_refresh_token(body.refresh_token))
+    except UnknownTenant:
+        raise InvalidToken("unknown or revoked refresh token") from None
+    slug = requested_slug(request, x_tenant, web.base_domains)
     if slug is not None and slug != tenant.slug:
         raise TenantMismatch()
+    _, pair = await web.auth.refresh(body.refresh_token)
     return _tokens(pair)
 
 

@@ -66,7 +66,11 @@ def main(argv: list[str]) -> int:
     if command == "demo":
         os.execv(str(BIN / "impextech"), [str(BIN / "impextech"), "demo", *rest])  # noqa: S606
     for check in CHECKS:
-        _run([str(BIN / check[0]), *check[1:]])
+        try:
+            _run([str(BIN / check[0]), *check[1:]])
+        except subprocess.CalledProcessError as exc:
+            print(f"tasks.py: {' '.join(check)} failed (exit {exc.returncode})", file=sys.stderr)
+            return 1
     tiers = rest or ["tests"]
     result = subprocess.run([str(BIN / "pytest"), *tiers], cwd=ROOT, check=False)  # noqa: S603
     return result.returncode

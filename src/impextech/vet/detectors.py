@@ -28,12 +28,13 @@ LIFECYCLE = (
 
 DEP_SECTIONS = ("dependencies", "devDependencies", "optionalDependencies", "peerDependencies")
 
-# Commands whose first argument is a script file that then runs.
+# Interpreters whose first non-option argument is a file from the repository that then runs,
+# whatever its extension (campaigns run JavaScript saved as a .woff2 font).
 _RUNNER = re.compile(
     r"""(?:^|[\s;&|(])(?:node|nodejs|sh|bash|zsh|python3?|py|deno\s+run|bun|tsx|ts-node|"""
     r"""pwsh|powershell(?:\.exe)?(?:\s+-file)?|source|\.)\s+"""
     r"""(?:-{1,2}[\w-]+(?:[= ](?!-)\S+)?\s+)*["']?"""
-    r"""([\w@./-]+\.(?:c?js|mjs|ts|py|sh|ps1|bash))""",
+    r"""([\w@.-]*[./][\w@./-]*\w)""",
     re.IGNORECASE,
 )
 _DIRECT = re.compile(r"""(?:^|[\s;&|(])(\.{1,2}/[\w@./-]+)""")
@@ -59,7 +60,9 @@ def command_refs(command: str) -> list[str]:
     """Repository files that a shell command line would run."""
     refs = [m.group(1) for m in _RUNNER.finditer(command)]
     refs += [m.group(1) for m in _DIRECT.finditer(command)]
-    return list(dict.fromkeys(r for r in refs if not r.startswith(("-", "http"))))
+    return list(
+        dict.fromkeys(r for r in refs if not r.startswith(("-", "http")) and "://" not in r)
+    )
 
 
 def workspace_root(path: str, folder: str) -> str:
@@ -447,7 +450,27 @@ def encoded_strings(ctx: FileContext, rule: Rule) -> None:
         ctx.report(rule, hit.line, hit.evidence)
 
 
+_CODE_MARKERS = re.compile(
+    r"\brequire\s*\(|\bfunction\b|=>|\bimport\s|\beval\s*\(|\bexec\s*\(|\bconst\s|\bvar\s"
+    r"|\bdef\s+\w+\s*\(|#!/"
+)
+
+
+def disguised_script(ctx: FileContext, rule: Rule) -> None:
+    """A font, image or media file whose bytes are program text."""
+    if ctx.binary or ctx.src.data[:4] in (b"wOF2", b"wOFF", b"\x89PNG", b"GIF8", b"<svg"):
+        return
+    m = _CODE_MARKERS.search(ctx.text[:65536])
+    if m is None:
+        return
+    sample = ctx.text[:4096]
+    if sum(ch.isprintable() or ch in "\r\n\t" for ch in sample) < 0.97 * len(sample):
+        return
+    ctx.report(rule, ctx.line_of(m.start()), ctx.evidence_at(m.start())[:120])
+
+
 DETECTORS: dict[str, Detector] = {
+    "disguised-script": disguised_script,
     "npm-lifecycle": npm_lifecycle,
     "vscode-folder-open": vscode_folder_open,
     "devcontainer-command": devcontainer_command,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from impextech.vet.gitsource import blob_id, is_git_dir, iter_git
 from impextech.vet.model import Finding, Report, Severity
-from impextech.vet.rules import Rule, RuleSet, default_ruleset
+from impextech.vet.rules import DOC_SUFFIXES, Rule, RuleSet, default_ruleset
 from impextech.vet.sources import (
     InputError,
     Item,
@@ -26,6 +26,7 @@ from impextech.vet.sources import (
 )
 
 MAX_HITS_PER_RULE = 3
+MAX_NEEDLE_HITS = 5000
 EVIDENCE_WIDTH = 160
 AUTORUN = "ctx:autorun"
 
@@ -34,9 +35,19 @@ CODE_SUFFIXES = (
     ".bash", ".zsh", ".ps1", ".bat", ".cmd", ".vbs", ".rb", ".php", ".pl", ".lua", ".coffee",
 )  # fmt: skip
 
-_LOCAL_IMPORT = re.compile(
-    r"""(?:require\s*\(\s*|import\s*\(\s*|\bfrom\s+|\bimport\s+)['"](\.{1,2}/[^'"\n]{1,200})['"]"""
-)
+_RELATIVE_PATH = re.compile(r"""['"](\.{1,2}/[^'"\n]{1,200})['"]""")
+_IMPORT_BEFORE = re.compile(r"(?:require\s*\(\s*|import\s*\(\s*|\bfrom\s+|\bimport\s+)$")
+
+
+def local_imports(text: str) -> list[str]:
+    """Relative modules a JavaScript or TypeScript file requires or imports."""
+    found: list[str] = []
+    for m in _RELATIVE_PATH.finditer(text):
+        if _IMPORT_BEFORE.search(text, max(0, m.start() - 16), m.start()):
+            found.append(m.group(1))
+            if len(found) >= 200:
+                break
+    return found
 
 
 @dataclass(frozen=True)
@@ -165,35 +176,98 @@ class Scan:
         self.states[(item.origin, item.path)] = state
         binary = b"\0" in item.data[:8192]
         ctx = FileContext(self, item, state, binary)
+        lpath = "/" + item.path.lower()
+        is_doc = lpath.endswith(DOC_SUFFIXES)
         for rule in self.builtins:
-            if rule.applies_to(item.path) or (rule.params.get("binary") and binary):
+            if rule.applies_to_lower(lpath, is_doc) or (rule.params.get("binary") and binary):
                 self.detectors[rule.detector](ctx, rule)
         if binary:
             return
+        lower = ctx.lower
+        ascii_only = ctx.text.isascii()
+        present: dict[str, bool] = {}
         for rule in self.patterns:
-            if not rule.applies_to(item.path):
+            if not rule.applies_to_lower(lpath, is_doc):
                 continue
-            if rule.needles and not any(n in ctx.lower for n in rule.needles):
+            if rule.non_ascii and ascii_only:
                 continue
+            if rule.needles:
+                for n in rule.needles:
+                    hit = present.get(n)
+                    if hit is None:
+                        hit = present[n] = n in lower
+                    if hit:
+                        break
+                else:
+                    continue
             self._match(ctx, rule)
         if item.path.lower().endswith(CODE_SUFFIXES) and (
             "require" in ctx.text or "import" in ctx.text
         ):
-            state.imports = [m.group(1) for m in _LOCAL_IMPORT.finditer(ctx.text)][:200]
+            state.imports = local_imports(ctx.text)
 
     def _match(self, ctx: FileContext, rule: Rule) -> None:
+        limit = max(rule.min_count, MAX_HITS_PER_RULE)
         matches: list[re.Match[str]] = []
+        windows = self._windows(ctx, rule)
         for pattern in rule.patterns:
-            for m in pattern.finditer(ctx.text):
-                matches.append(m)
-                if len(matches) >= max(rule.min_count, MAX_HITS_PER_RULE):
+            for start, end in windows:
+                for m in pattern.finditer(ctx.text, start, end):
+                    matches.append(m)
+                    if len(matches) >= limit:
+                        break
+                if len(matches) >= limit:
                     break
-            if len(matches) >= max(rule.min_count, MAX_HITS_PER_RULE):
+            if len(matches) >= limit:
                 break
         if len(matches) < rule.min_count:
             return
-        for m in matches[:MAX_HITS_PER_RULE]:
+        for m in sorted(matches, key=lambda m: m.start())[:MAX_HITS_PER_RULE]:
             ctx.report(rule, ctx.line_of(m.start()), ctx.evidence_at(m.start()))
+
+    @staticmethod
+    def _windows(ctx: FileContext, rule: Rule) -> list[tuple[int, int]]:
+        """Parts of the text worth matching: the lines around each needle, else everything.
+
+        Running each pattern only near its literal needles keeps large bundles fast.
+        """
+        text, lower = ctx.text, ctx.lower
+        whole = [(0, len(text))]
+        if not rule.needles or len(lower) != len(text):
+            return whole
+        spans: list[tuple[int, int]] = []
+        for needle in rule.needles:
+            at = lower.find(needle)
+            count = 0
+            while at >= 0:
+                count += 1
+                if count > MAX_NEEDLE_HITS:
+                    return whole
+                start = text.rfind("\n", 0, at) + 1
+                for _ in range(rule.window):
+                    if start == 0:
+                        break
+                    start = text.rfind("\n", 0, start - 1) + 1
+                nxt = text.find("\n", at + len(needle))
+                end = len(text) if nxt < 0 else nxt + 1
+                for _ in range(rule.window):
+                    if end >= len(text):
+                        break
+                    nxt = text.find("\n", end)
+                    end = len(text) if nxt < 0 else nxt + 1
+                spans.append((start, end))
+                at = lower.find(needle, end)
+        if not spans:
+            return []
+        spans.sort()
+        merged = [spans[0]]
+        for start, end in spans[1:]:
+            last_start, last_end = merged[-1]
+            if start <= last_end:
+                merged[-1] = (last_start, max(last_end, end))
+            else:
+                merged.append((start, end))
+        return merged
 
     def _resolve(self, origin: str, path: str) -> FileState | None:
         for cand in (path, *(path + s for s in (".js", ".cjs", ".mjs", ".ts", "/index.js"))):

@@ -56,6 +56,8 @@ class Rule:
     include_docs: bool = False
     tags: tuple[str, ...] = ()
     min_count: int = 1
+    window: int = 0
+    non_ascii: bool = False
     all_tags: tuple[str, ...] = ()
     any_tags: tuple[str, ...] = ()
     min_any: int = 1
@@ -63,14 +65,20 @@ class Rule:
     detector: str = ""
     params: dict[str, Any] = field(default_factory=dict)
 
+    path_re: re.Pattern[str] | None = None
+    exclude_re: re.Pattern[str] | None = None
+
     def applies_to(self, path: str) -> bool:
-        slashed = "/" + path
-        lower = slashed.lower()
-        if self.paths and not any(fnmatch.fnmatchcase(lower, g) for g in self.paths):
+        lower = "/" + path.lower()
+        return self.applies_to_lower(lower, lower.endswith(DOC_SUFFIXES))
+
+    def applies_to_lower(self, lower: str, is_doc: bool) -> bool:
+        """`lower` is "/" + the lower-cased path; is_doc says it ends like documentation."""
+        if self.path_re is not None and self.path_re.match(lower) is None:
             return False
-        if any(fnmatch.fnmatchcase(lower, g) for g in self.exclude_paths):
+        if self.exclude_re is not None and self.exclude_re.match(lower) is not None:
             return False
-        return self.include_docs or bool(self.paths) or not lower.endswith(DOC_SUFFIXES)
+        return self.include_docs or self.path_re is not None or not is_doc
 
 
 @dataclass(frozen=True)
@@ -128,6 +136,12 @@ def _strs(raw: dict[str, Any], key: str) -> tuple[str, ...]:
     return tuple(str(v) for v in value)
 
 
+def _globs(globs: tuple[str, ...]) -> re.Pattern[str] | None:
+    if not globs:
+        return None
+    return re.compile("|".join(f"(?:{fnmatch.translate(g)})" for g in globs))
+
+
 def parse_rule(raw: dict[str, Any], source: str) -> Rule:
     rid = str(raw.get("id", "?"))
     where = f"{source}: rule {rid}"
@@ -152,6 +166,8 @@ def parse_rule(raw: dict[str, Any], source: str) -> Rule:
         raise RuleError(f"{where}: a combo rule needs 'all' or 'any'")
     if kind == "builtin" and not raw.get("detector"):
         raise RuleError(f"{where}: a builtin rule needs a detector")
+    paths = tuple(p.lower() for p in _strs(raw, "paths"))
+    exclude_paths = tuple(p.lower() for p in _strs(raw, "exclude_paths"))
     return Rule(
         id=rid,
         name=str(raw["name"]),
@@ -162,11 +178,15 @@ def parse_rule(raw: dict[str, Any], source: str) -> Rule:
         negative=_example(raw["negative"], f"{where} negative"),
         patterns=patterns,
         needles=tuple(n.lower() for n in _strs(raw, "needles")),
-        paths=tuple(p.lower() for p in _strs(raw, "paths")),
-        exclude_paths=tuple(p.lower() for p in _strs(raw, "exclude_paths")),
+        paths=paths,
+        exclude_paths=exclude_paths,
+        path_re=_globs(paths),
+        exclude_re=_globs(exclude_paths),
         include_docs=bool(raw.get("include_docs", False)),
         tags=_strs(raw, "tags"),
         min_count=int(raw.get("min_count", 1)),
+        window=int(raw.get("window", 0)),
+        non_ascii=bool(raw.get("non_ascii", False)),
         all_tags=_strs(raw, "all"),
         any_tags=_strs(raw, "any"),
         min_any=int(raw.get("min_any", 1)),

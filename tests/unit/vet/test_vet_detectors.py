@@ -83,3 +83,10 @@ def test_jsonc_comments_and_trailing_commas() -> None:
         '  "b": [1, 2,],\n}'
     )
     assert _load_jsonc(text) == {"a": "http://x.invalid/*not a comment*/", "b": [1, 2]}
+
+
+def test_command_refs_take_any_extension_and_skip_urls() -> None:
+    assert command_refs("node public/fonts/fa-solid-400.woff2") == [
+        "public/fonts/fa-solid-400.woff2"
+    ]
+    assert command_refs("bash -c https://x.invalid/a.sh") == []

@@ -2,11 +2,13 @@
 
     .venv/bin/python bench/vet/run_bench.py [--budget 2400] [--no-guarddog] [--write-docs]
 
-Malicious: the inert repositories described in bench/vet/cases/*.toml, materialised here.
+Malicious: the inert repositories described in bench/vet/cases/*.toml.
 Benign: npm packages (`npm pack`), PyPI source distributions (`pip download`) and project
-scaffolds, named in bench/vet/corpus.toml and fetched into bench/vet/corpus-cache/ (gitignored).
-GuardDog is installed into its own throwaway venv under the cache. The run stops by itself when
-its time budget is spent; what was not measured is reported as such.
+scaffolds, named in bench/vet/corpus.toml; the downloaded archives are cached in
+bench/vet/corpus-cache/ (gitignored). Everything is unpacked into a temporary work folder outside
+the repository (so no linter or type checker ever walks it) and removed at the end. GuardDog is
+installed into its own throwaway venv in that folder. The run stops by itself when its time budget
+is spent; what was not measured is reported as such.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 import tomllib
 import zipfile
@@ -42,6 +45,7 @@ CACHE = HERE / "corpus-cache"
 DOCS = ROOT / "docs" / "benchmarks.md"
 BEGIN, END = "<!-- vet:begin -->", "<!-- vet:end -->"
 VENV_BIN = Path(sys.executable).parent
+WORK = Path(tempfile.gettempdir())  # replaced by a fresh folder in main()
 
 
 @dataclass
@@ -172,7 +176,7 @@ def materialise_case(case: dict[str, Any], dest_dir: Path) -> Path:
 
 
 def malicious_targets() -> list[Target]:
-    dest = CACHE / "malicious"
+    dest = WORK / "malicious"
     dest.mkdir(parents=True, exist_ok=True)
     out: list[Target] = []
     for spec in sorted((HERE / "cases").glob("*.toml")):
@@ -212,7 +216,7 @@ def _npm_tgz_name(pkg: str) -> str:
 
 def fetch_npm(names: list[str], deadline: Deadline) -> list[Target]:
     tgz_dir = CACHE / "npm-tgz"
-    out_dir = CACHE / "npm"
+    out_dir = WORK / "npm"
     tgz_dir.mkdir(parents=True, exist_ok=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     have = {p.name for p in tgz_dir.glob("*.tgz")}
@@ -253,7 +257,7 @@ def fetch_npm(names: list[str], deadline: Deadline) -> list[Target]:
 
 def fetch_pypi(names: list[str], deadline: Deadline) -> list[Target]:
     sdist_dir = CACHE / "pypi-sdist"
-    out_dir = CACHE / "pypi"
+    out_dir = WORK / "pypi"
     sdist_dir.mkdir(parents=True, exist_ok=True)
     out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -342,8 +346,8 @@ def run_vet(target: Target) -> tuple[Outcome, int]:
     return outcome, report.bytes_scanned
 
 
-def install_guarddog(deadline: Deadline) -> Path | None:
-    venv = CACHE / "guarddog-venv"
+def install_guarddog(deadline: Deadline, reuse: str) -> Path | None:
+    venv = Path(reuse) if reuse else WORK / "guarddog-venv"
     py = venv / "bin" / "python"
     if py.exists():
         probe = subprocess.run([str(py), "-c", "import guarddog"], capture_output=True, check=False)
@@ -461,7 +465,17 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--no-guarddog", action="store_true")
     parser.add_argument("--write-docs", action="store_true")
     parser.add_argument("--limit", type=int, default=0, help="benign packages per registry")
+    parser.add_argument("--guarddog-venv", default="", help="reuse this GuardDog venv")
     args = parser.parse_args(argv)
+    global WORK
+    WORK = Path(tempfile.mkdtemp(prefix="vet-bench-"))
+    try:
+        return run(args)
+    finally:
+        shutil.rmtree(WORK, ignore_errors=True)
+
+
+def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     deadline = Deadline(args.budget)
     corpus = tomllib.loads((HERE / "corpus.toml").read_text())
@@ -504,7 +518,7 @@ def main(argv: list[str]) -> int:
     }
     gd: dict[str, dict[str, Any]] = {}
     if not args.no_guarddog:
-        py = install_guarddog(deadline)
+        py = install_guarddog(deadline, args.guarddog_venv)
         if py is not None:
             gd = run_guarddog(py, [t for t, _ in vet_rows], deadline)
     if gd:

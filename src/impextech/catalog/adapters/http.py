@@ -40,7 +40,7 @@ class CatalogWeb:
         self.cursors = cursors
 
 
-def catalog_web(request: Request) -> CatalogWeb:
+async def catalog_web(request: Request) -> CatalogWeb:
     web: CatalogWeb = request.app.state.catalog
     return web
 

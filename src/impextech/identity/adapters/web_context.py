@@ -33,7 +33,7 @@ class IdentityWeb:
     base_domains: tuple[str, ...]
 
 
-def identity_web(request: Request) -> IdentityWeb:
+async def identity_web(request: Request) -> IdentityWeb:
     web: IdentityWeb = request.app.state.identity
     return web
 

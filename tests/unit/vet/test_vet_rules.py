@@ -74,3 +74,9 @@ def test_malformed_rules_are_refused(text: str, message: str) -> None:
     with pytest.raises(RuleError) as info:
         parse_ruleset({"a.toml": text})
     assert str(info.value).startswith(message)
+
+
+def test_user_doc_lists_every_rule() -> None:
+    doc = (Path(__file__).parents[3] / "docs" / "vet.md").read_text()
+    listed = [line.split("|")[1].strip() for line in doc.splitlines() if line.startswith("| VET")]
+    assert listed == sorted(r.id for r in RULES)

@@ -143,9 +143,10 @@ def create_app(settings: Settings, app_conninfo: str) -> FastAPI:
     clock = SystemClock()
     cursors = CursorCodec(settings.secret_key)
     limit, window = settings.auth_rate_limit
+    hasher = Argon2PasswordHasher(settings.hash_concurrency)
     auth = AuthService(
         uow=lambda tenant_id: SqlIdentityUnitOfWork(database, tenant_id),
-        hasher=Argon2PasswordHasher(settings.hash_concurrency),
+        hasher=hasher,
         tokens=JwtAccessTokenCodec(settings.secret_key, settings.access_token_seconds),
         limiter=PostgresRateLimiter(database),
         clock=clock,
@@ -161,6 +162,7 @@ def create_app(settings: Settings, app_conninfo: str) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
         await database.dispose()
+        hasher.close()
 
     app = FastAPI(
         docs_url=None,

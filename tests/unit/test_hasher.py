@@ -49,7 +49,9 @@ async def test_hashing_is_bounded_runs_off_the_loop_and_at_lower_priority() -> N
         task.cancel()
         # the event loop kept running while six hashes were computed
         assert ticks > elapsed * 1000 * 0.3
-        workers = [t for t in threading.enumerate() if t.name.startswith(hasher.thread_name_prefix + "_")]
+        workers = [
+            t for t in threading.enumerate() if t.name.startswith(hasher.thread_name_prefix + "_")
+        ]
         assert len(workers) == 2
         for worker in workers:
             assert worker.native_id is not None

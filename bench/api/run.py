@@ -75,7 +75,7 @@ FULL = Plan(warmup=5, closed=20, open=20, hashing=10, login=20, probe=15, probe_
             access_log_run=True, whatif=True)  # fmt: skip
 QUICK = Plan(warmup=2, closed=6, open=5, hashing=3, login=5, probe=5, probe_rate=50,
              access_log_run=False, whatif=False)  # fmt: skip
-WHATIF = "async-deps"  # the bench/api/whatif.py variant measured beside the app
+WHATIF = "fixed-pool"  # the bench/api/whatif.py variant measured beside the app
 
 
 def log(msg: str) -> None:

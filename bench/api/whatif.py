@@ -1,6 +1,6 @@
 """Serve the app with a suggested fix applied to a throwaway copy of src/, to measure its effect.
 
-    python bench/api/whatif.py --variant async-deps     # then: like `impextech serve`
+    python bench/api/whatif.py --variant fixed-pool     # then: like `impextech serve`
 
 The repository is not touched: src/impextech is copied into a temporary directory, the
 variant's textual edits are applied there (each must match exactly once, so a stale variant
@@ -10,8 +10,12 @@ bench/api/run.py starts `impextech demo` first). The copy is deleted on exit.
 
 Variants:
 
-* ``async-deps``: ``identity_web`` and ``catalog_web`` become ``async def``. As plain ``def``
-  FastAPI runs each in a worker thread on every request (two thread hand-offs per product list).
+* ``fixed-pool``: the app's engine keeps all its connections: ``pool_size`` 20 and
+  ``max_overflow`` 0 instead of 10 + 10 overflow (the same 20 at most). Under load SQLAlchemy's
+  queue pool closes an overflow connection whenever ten idle ones are already queued, then opens
+  a new one for the next waiter: a PostgreSQL backend started every few dozen requests.
+
+(``async-deps``, measured in the first run, is now in src/: commit 1928faa.)
 """
 
 from __future__ import annotations
@@ -26,16 +30,11 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "impextech"
 
 # variant -> [(file under impextech/, old text, new text)]
 VARIANTS: dict[str, list[tuple[str, str, str]]] = {
-    "async-deps": [
+    "fixed-pool": [
         (
-            "identity/adapters/web_context.py",
-            "\ndef identity_web(request: Request)",
-            "\nasync def identity_web(request: Request)",
-        ),
-        (
-            "catalog/adapters/http.py",
-            "\ndef catalog_web(request: Request)",
-            "\nasync def catalog_web(request: Request)",
+            "platform/app.py",
+            "make_engine(app_conninfo, pool_size=settings.db_pool_size)",
+            "make_engine(app_conninfo, pool_size=settings.db_pool_size + 10, max_overflow=0)",
         ),
     ],
 }

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 
 from impextech.platform import database
@@ -23,6 +24,25 @@ API_CSP = "default-src 'none'; frame-ancestors 'none'"
 SHOP = "https://shop.example"
 UNREACHABLE_DB = "host=127.0.0.1 port=1 dbname=nothing user=nobody connect_timeout=2"
 GENERATED_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+@pytest.fixture(scope="module")
+async def edge(
+    db: database.Conninfos, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[httpx.AsyncClient]:
+    """One app for the tests that need no fresh state (headers, ids, documents)."""
+    app = create_app(make_settings(tmp_path_factory.mktemp("edge")), db.app)
+    transport = httpx.ASGITransport(app=app, client=("203.0.113.29", 4000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
+    await app.state.database.dispose()
+
+
+def _ensure_acme(owner: str) -> None:
+    with psycopg.connect(owner) as conn:
+        found = conn.execute("SELECT 1 FROM tenants WHERE slug = 'acme'").fetchone()
+    if found is None:
+        make_tenant(owner, "acme")
 
 
 def _assert_security_headers(response: httpx.Response) -> None:
@@ -54,15 +74,15 @@ def _assert_security_headers(response: httpx.Response) -> None:
     ],
 )
 async def test_every_answer_carries_the_security_headers(
-    client: httpx.AsyncClient,
-    clean_db: database.Conninfos,
+    edge: httpx.AsyncClient,
+    db: database.Conninfos,
     method: str,
     path: str,
     kwargs: dict[str, Any],
     status: int,
 ) -> None:
-    make_tenant(clean_db.owner, "acme")
-    response = await client.request(method, path, **kwargs)
+    _ensure_acme(db.owner)
+    response = await edge.request(method, path, **kwargs)
     assert response.status_code == status, response.text
     _assert_security_headers(response)
     assert response.headers["content-security-policy"] == API_CSP
@@ -72,8 +92,8 @@ async def test_every_answer_carries_the_security_headers(
         assert response.headers["content-type"] == "application/problem+json"
 
 
-async def test_the_docs_page_gets_its_own_csp(client: httpx.AsyncClient) -> None:
-    response = await client.get("/docs")
+async def test_the_docs_page_gets_its_own_csp(edge: httpx.AsyncClient) -> None:
+    response = await edge.get("/docs")
     assert response.status_code == 200
     _assert_security_headers(response)
     csp = response.headers["content-security-policy"]
@@ -84,9 +104,9 @@ async def test_the_docs_page_gets_its_own_csp(client: httpx.AsyncClient) -> None
 
 
 async def test_an_oversized_body_refused_at_the_edge_has_headers_too(
-    client: httpx.AsyncClient,
+    edge: httpx.AsyncClient,
 ) -> None:
-    response = await client.post(
+    response = await edge.post(
         "/api/v1/auth/login",
         content=b"{}",
         headers={"Content-Type": "application/json", "Content-Length": str(2 << 20)},
@@ -100,8 +120,8 @@ async def test_an_oversized_body_refused_at_the_edge_has_headers_too(
     "sent",
     ["abcdefgh", "req-0001.retry_2", "A" * 64, "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"],
 )
-async def test_a_sane_request_id_is_echoed(client: httpx.AsyncClient, sent: str) -> None:
-    response = await client.get("/healthz", headers={"X-Request-ID": sent})
+async def test_a_sane_request_id_is_echoed(edge: httpx.AsyncClient, sent: str) -> None:
+    response = await edge.get("/healthz", headers={"X-Request-ID": sent})
     assert response.headers.get_list("x-request-id") == [sent]
 
 
@@ -117,15 +137,15 @@ async def test_a_sane_request_id_is_echoed(client: httpx.AsyncClient, sent: str)
         "",
     ],
 )
-async def test_an_insane_request_id_is_replaced(client: httpx.AsyncClient, sent: str) -> None:
-    response = await client.get("/healthz", headers={"X-Request-ID": sent})
+async def test_an_insane_request_id_is_replaced(edge: httpx.AsyncClient, sent: str) -> None:
+    response = await edge.get("/healthz", headers={"X-Request-ID": sent})
     [echoed] = response.headers.get_list("x-request-id")
     assert echoed != sent
     assert GENERATED_ID.match(echoed), echoed
 
 
-async def test_a_request_id_is_generated_per_request(client: httpx.AsyncClient) -> None:
-    ids = [(await client.get("/healthz")).headers["x-request-id"] for _ in range(3)]
+async def test_a_request_id_is_generated_per_request(edge: httpx.AsyncClient) -> None:
+    ids = [(await edge.get("/healthz")).headers["x-request-id"] for _ in range(3)]
     assert all(GENERATED_ID.match(i) for i in ids), ids
     assert len(set(ids)) == 3
 
@@ -134,11 +154,12 @@ async def test_a_request_id_is_generated_per_request(client: httpx.AsyncClient) 
 # CORS
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 async def cors_client(
-    clean_db: database.Conninfos, tmp_path: Path
+    db: database.Conninfos, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(make_settings(tmp_path, IMPEXTECH_CORS_ORIGINS=SHOP), clean_db.app)
+    settings = make_settings(tmp_path_factory.mktemp("cors"), IMPEXTECH_CORS_ORIGINS=SHOP)
+    app = create_app(settings, db.app)
     transport = httpx.ASGITransport(app=app, client=("203.0.113.30", 4000))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield client
@@ -196,11 +217,11 @@ async def test_simple_requests_expose_headers_only_to_the_allowed_origin(
     assert "access-control-allow-credentials" not in other.headers
 
 
-async def test_without_configured_origins_there_is_no_cors(client: httpx.AsyncClient) -> None:
-    response = await client.options("/api/v1/products", headers=_preflight(SHOP))
+async def test_without_configured_origins_there_is_no_cors(edge: httpx.AsyncClient) -> None:
+    response = await edge.options("/api/v1/products", headers=_preflight(SHOP))
     assert "access-control-allow-origin" not in response.headers
     assert response.status_code == 405
-    simple = await client.get("/healthz", headers={"Origin": SHOP})
+    simple = await edge.get("/healthz", headers={"Origin": SHOP})
     assert "access-control-allow-origin" not in simple.headers
 
 
@@ -228,8 +249,8 @@ async def test_liveness_needs_no_database_and_readiness_says_so(tmp_path: Path) 
     }
 
 
-async def test_readiness_reports_the_schema_revision(client: httpx.AsyncClient) -> None:
-    response = await client.get("/readyz")
+async def test_readiness_reports_the_schema_revision(edge: httpx.AsyncClient) -> None:
+    response = await edge.get("/readyz")
     assert response.status_code == 200, response.text
     assert response.json() == {"status": "ready", "schema": database.head_revision()}
 
@@ -305,8 +326,8 @@ def _is_problem_schema(spec: dict[str, Any], schema: dict[str, Any]) -> bool:
     )
 
 
-async def test_openapi_documents_the_problem_responses(client: httpx.AsyncClient) -> None:
-    response = await client.get("/openapi.json")
+async def test_openapi_documents_the_problem_responses(edge: httpx.AsyncClient) -> None:
+    response = await edge.get("/openapi.json")
     assert response.status_code == 200
     spec = response.json()
     operations = _operations(spec)
@@ -332,8 +353,8 @@ async def test_openapi_documents_the_problem_responses(client: httpx.AsyncClient
     assert "HTTPValidationError" not in spec.get("components", {}).get("schemas", {})
 
 
-async def test_openapi_documents_the_body_limits_on_every_body(client: httpx.AsyncClient) -> None:
-    spec = (await client.get("/openapi.json")).json()
+async def test_openapi_documents_the_body_limits_on_every_body(edge: httpx.AsyncClient) -> None:
+    spec = (await edge.get("/openapi.json")).json()
     with_body = [
         (path, method, op) for path, method, op in _operations(spec) if "requestBody" in op
     ]

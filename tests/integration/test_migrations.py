@@ -252,12 +252,7 @@ def test_downgrade_to_base_removes_everything_and_upgrade_works_again(
     _assert_at_head(empty_db)
     assert _structure(empty_db.owner) == first
 
-
-def test_upgrade_at_head_is_a_no_op(empty_db: database.Conninfos) -> None:
+    # At head, upgrading again is a no-op.
     database.upgrade(empty_db.owner, APP_ROLE)
-    first = _structure(empty_db.owner)
-
-    database.upgrade(empty_db.owner, APP_ROLE)
-
     assert _structure(empty_db.owner) == first
     assert database.current_revision(empty_db.owner) == database.head_revision()

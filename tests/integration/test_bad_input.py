@@ -655,3 +655,31 @@ async def test_a_crash_is_a_500_problem_with_a_request_id(
     assert "secret internals" not in response.text
     assert response.headers.get_list("x-request-id") == ["req-crash-0001"]
     assert response.headers["x-content-type-options"] == "nosniff"
+
+
+async def test_a_refresh_naming_another_marketplace_is_refused_and_changes_nothing(
+    bad_world: World,
+) -> None:
+    with psycopg.connect(bad_world.owner) as conn:
+        exists = conn.execute("SELECT 1 FROM tenants WHERE slug = 'globex'").fetchone()
+    if exists is None:
+        make_tenant(bad_world.owner, "globex")
+    account = await login(bad_world.client, bad_world.tenant["seller2"])
+    before = snapshot(bad_world.owner)
+
+    response = await bad_world.client.post(
+        "/api/v1/auth/refresh",
+        json={"refresh_token": account.refresh_token},
+        headers={"X-Tenant": "globex"},
+    )
+
+    assert_problem(response, 401, "tenant-mismatch", "/api/v1/auth/refresh")
+    # The refused refresh must not have rotated (used up) the token...
+    assert snapshot(bad_world.owner) == before
+    # ...so the rightful client can still use it.
+    retry = await bad_world.client.post(
+        "/api/v1/auth/refresh",
+        json={"refresh_token": account.refresh_token},
+        headers={"X-Tenant": "acme"},
+    )
+    assert retry.status_code == 200, retry.text

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 
 from tests.e2e.conftest import Server
+from tests.support.pg import snapshot
 from tests.support.world import PASSWORD
 
 PROBLEM = "https://impextech.example/problems/"
@@ -208,3 +210,35 @@ def test_every_log_line_is_json_with_request_and_tenant_context(
     raw = server.raw_log()
     assert token not in raw
     assert PASSWORD not in raw
+
+
+def _chunks(total: int) -> Iterator[bytes]:
+    yield b'{"email": "'
+    sent = 0
+    while sent < total:
+        yield b"x" * 65_536
+        sent += 65_536
+    yield b'", "password": "x"}'
+
+
+def test_oversized_bodies_over_real_http(http: httpx.Client, server: Server) -> None:
+    limit = 1_048_576
+    before = snapshot(server.infos.owner)
+    declared = http.post(
+        "/api/v1/auth/login",
+        content=b'{"email": "' + b"x" * limit + b'"}',
+        headers={**ACME, "Content-Type": "application/json"},
+    )
+    body = _problem(declared, 413, "body-too-large")
+    assert body["title"] == "The request body is too large"
+
+    chunked = http.post(
+        "/api/v1/auth/login",
+        content=_chunks(limit + 1),
+        headers={**ACME, "Content-Type": "application/json"},
+    )
+    assert chunked.request.headers["transfer-encoding"] == "chunked"
+    _problem(chunked, 413, "body-too-large")
+    assert snapshot(server.infos.owner) == before
+    # The server is fine afterwards.
+    assert http.get("/healthz").status_code == 200

@@ -75,7 +75,8 @@ FULL = Plan(warmup=5, closed=20, open=20, hashing=10, login=20, probe=15, probe_
             access_log_run=True, whatif=True)  # fmt: skip
 QUICK = Plan(warmup=2, closed=6, open=5, hashing=3, login=5, probe=5, probe_rate=50,
              access_log_run=False, whatif=False)  # fmt: skip
-WHATIF = "fixed-pool"  # the bench/api/whatif.py variant measured beside the app
+# bench/api/whatif.py variants measured beside the app (suggested fixes, not in src/)
+WHATIFS = ("cached-reflection", "fixed-pool")
 
 
 def log(msg: str) -> None:
@@ -437,7 +438,14 @@ def machine() -> dict[str, str]:
     with contextlib.suppress(OSError, ValueError, IndexError):
         kib = int(Path("/proc/meminfo").read_text().split()[1])
         mem = f"{kib / 1024 / 1024:.0f} GiB"
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
+        return done.stdout.strip()
+
+    dirty = " with uncommitted changes in src/" if git("status", "--porcelain", "src") else ""
     return {
+        "commit": (git("rev-parse", "--short", "HEAD") or "unknown") + dirty,
         "cpus": str(os.cpu_count()),
         "cpu": model,
         "memory": mem,
@@ -484,14 +492,14 @@ def run(plan: Plan) -> dict[str, Any]:
         postmaster = postmaster_pid(data_dir)
         targets = {"ceiling": ceiling_port, "app": app_port}
         pids = {"ceiling": servers.procs["ceiling"].pid, "app": servers.procs["app"].pid}
-        if plan.whatif:
+        for variant in WHATIFS if plan.whatif else ():
             fix_port = free_port()
-            fix_argv = [sys.executable, str(HERE / "whatif.py"), "--variant", WHATIF]
-            fix_log = data_dir / "whatif.log"
-            servers.start("fix", fix_argv, app_env(data_dir, fix_port, "warning"), fix_log)
-            servers.wait_ready("fix", fix_port, LIST_PATH, 60, fix_log)
-            targets["fix"] = fix_port
-            pids["fix"] = servers.procs["fix"].pid
+            fix_argv = [sys.executable, str(HERE / "whatif.py"), "--variant", variant]
+            fix_log = data_dir / f"whatif-{variant}.log"
+            servers.start(variant, fix_argv, app_env(data_dir, fix_port, "warning"), fix_log)
+            servers.wait_ready(variant, fix_port, LIST_PATH, 60, fix_log)
+            targets[variant] = fix_port
+            pids[variant] = servers.procs[variant].pid
         for name, port in targets.items():
             log(f"{name}: warm-up {plan.warmup:g} s")
             closed_loop(wrk, port, LIST_PATH, plan.warmup, CONNECTIONS)
@@ -508,8 +516,9 @@ def run(plan: Plan) -> dict[str, Any]:
             log(f"{name}: {runs[name][-1]['throughput_rps']:.0f} rps")
         for name, parts in runs.items():
             results[f"{name}_closed"] = combine(parts)
-        servers.stop("ceiling")
-        servers.stop("fix")
+        for name in targets:
+            if name != "app":
+                servers.stop(name)
 
         rate = round(results["ceiling_closed"]["throughput_rps"] / 2)
         log(f"app: open loop at {rate} rps for {plan.open:g} s")
@@ -565,6 +574,7 @@ def run(plan: Plan) -> dict[str, Any]:
                 wrk, app_port, LIST_PATH, plan.closed, CONNECTIONS
             )
         results["tool_closed"] = "wrk 4.1 (-t1)" if wrk else "loadgen.py closed mode"
+        results["load_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
         return results
     finally:
         log("stopping servers and the embedded cluster")
@@ -608,13 +618,15 @@ def table(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
          f" p99 {_f(app['p99_ms'])} ms, non-2xx {app['non_2xx']}){_cpu(app)}", "", ""),
         ("app / ceiling throughput", f"{ratio:.2f}", ">= 0.50", verdict(ratio >= 0.5)),
     ]  # fmt: skip
-    if "fix_closed" in r:
-        fix = r["fix_closed"]
+    for variant in WHATIFS:
+        if f"{variant}_closed" not in r:
+            continue
+        fix = r[f"{variant}_closed"]
         fix_ratio = fix["throughput_rps"] / ceiling["throughput_rps"]
         rows.append(
-            (f"what-if `{WHATIF}` (bench/api/whatif.py), closed loop, {CONNECTIONS} conns",
-             f"{_f(fix['throughput_rps'], 0)} rps = {fix_ratio:.2f}"
-             f" of the ceiling (p99 {_f(fix['p99_ms'])} ms, non-2xx {fix['non_2xx']}){_cpu(fix)}",
+            (f"what-if `{variant}` (bench/api/whatif.py), closed loop, {CONNECTIONS} conns",
+             f"{_f(fix['throughput_rps'], 0)} rps = {fix_ratio:.2f} of the ceiling"
+             f" (p99 {_f(fix['p99_ms'])} ms, non-2xx {fix['non_2xx']}){_cpu(fix)}",
              "", "")
         )  # fmt: skip
     rows += [
@@ -654,7 +666,9 @@ def markdown(r: dict[str, Any], command: str, when: str) -> str:
         "## API: product list, open-loop latency, login (bench/api)",
         "",
         f"Measured {when} with `{command}` on {m['cpus']} cores ({m['cpu']}), {m['memory']},"
-        f" Linux {m['kernel']}, Python {m['python']}; load average at start {m['load']}."
+        f" Linux {m['kernel']}, Python {m['python']}, commit {m['commit']}; load average"
+        f" {m['load']} at the start and {r.get('load_end', '?')} at the end (other jobs shared"
+        f" the machine)."
         f" The app is `impextech demo` (one uvicorn worker, embedded PostgreSQL, demo data),"
         f" access log off (`IMPEXTECH_LOG_LEVEL=warning`) unless the row says otherwise."
         f" Closed loops: {r['tool_closed']}, {_f(r['plan']['closed'], 0)} s after a"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import logging
 import sys
 import uuid
 from collections.abc import Callable, Coroutine
@@ -46,6 +47,8 @@ def _settings() -> Settings:
 
     settings = Settings.from_env()
     configure_logging(settings.log_format, settings.log_level)
+    # Commands print their own one-line summaries; alembic's chatter would bury them.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     return settings
 
 
@@ -87,11 +90,13 @@ def tenants_create(
 ) -> None:
     """Create a marketplace."""
     from impextech.identity.adapters.sql import SqlTenantStore
+    from impextech.identity.domain.model import validate_slug
     from impextech.identity.service.tenants import TenantAdmin
     from impextech.kernel.domain.clock import SystemClock
 
+    validate_slug(slug)
     settings = _settings()
-    infos = db.prepare(settings)
+    infos = db.require_current(settings)
 
     async def create() -> None:
         owner = Database(make_engine(infos.owner, pool_size=1))
@@ -110,7 +115,7 @@ def tenants_list() -> None:
     import psycopg
 
     settings = _settings()
-    infos = db.prepare(settings)
+    infos = db.require_current(settings)
     with psycopg.connect(infos.owner) as conn:
         rows = conn.execute("SELECT slug, name, status, id FROM tenants ORDER BY slug").fetchall()
     table = Table("slug", "name", "status", "id")
@@ -151,7 +156,7 @@ def users_create_admin(
             raise CliError("the passwords differ")
     check_password(password, email=email, display_name=name)
     settings = _settings()
-    infos = db.prepare(settings)
+    infos = db.require_current(settings)
 
     async def create() -> None:
         app_db = Database(make_engine(infos.app, pool_size=1))
@@ -207,10 +212,7 @@ def serve(
 ) -> None:
     """Run the web server (migrations must be current: run `impextech db upgrade` first)."""
     settings = _settings()
-    infos = db.resolve(settings)
-    current, head = db.current_revision(infos.owner), db.head_revision()
-    if current != head:
-        raise CliError(f"the schema is at {current}, not {head}: run `impextech db upgrade`")
+    infos = db.require_current(settings)
     _serve(settings, infos.app, host or settings.host, port if port is not None else settings.port)
 
 

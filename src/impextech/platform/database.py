@@ -167,6 +167,24 @@ def current_revision(conninfo: str) -> str | None:
     return str(row[0]) if row else None
 
 
+def require_current(settings: Settings) -> Conninfos:
+    """The connections, after checking that the schema is at the newest revision."""
+    infos = resolve(settings)
+    try:
+        current = current_revision(infos.owner)
+    except psycopg.errors.UndefinedTable:
+        current = None
+    except psycopg.OperationalError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise DatabaseSetupError(f"cannot reach the database: {first}") from None
+    head = head_revision()
+    if current != head:
+        raise DatabaseSetupError(
+            f"the schema is at {current or 'nothing'}, not {head}: run `impextech db upgrade`"
+        )
+    return infos
+
+
 def prepare(settings: Settings) -> Conninfos:
     """Everything `db upgrade` does: reach the server, make sure of the roles, migrate."""
     infos = resolve(settings)

@@ -183,6 +183,16 @@ def _cases() -> Iterator[Any]:
             Case(name, text.replace('"', "'").encode(), 400, "malformed-json"),
             id=f"{name}-single-quotes",
         )
+        # JSON text is UTF-8: a stray byte is malformed JSON, not some other "bad request".
+        yield pytest.param(
+            Case(name, valid.replace(b'": "', b'": "\xff', 1), 400, "malformed-json"),
+            id=f"{name}-invalid-utf8",
+        )
+        # Nesting deep enough to exhaust the parser's recursion, well under the size limit.
+        yield pytest.param(
+            Case(name, b"[" * 200_000 + b"]" * 200_000, 400, "malformed-json"),
+            id=f"{name}-deeply-nested",
+        )
 
         # wrong shapes of the whole body
         yield pytest.param(

@@ -693,3 +693,26 @@ async def test_a_refresh_naming_another_marketplace_is_refused_and_changes_nothi
         headers={"X-Tenant": "acme"},
     )
     assert retry.status_code == 200, retry.text
+
+
+@pytest.mark.parametrize(
+    ("name", "path", "field"),
+    [
+        ("put_role", "/api/v1/users/not-a-uuid/role", "user_id"),
+        ("put_role", "/api/v1/users/12345/role", "user_id"),
+        ("patch_product", "/api/v1/products/not-a-uuid", "product_id"),
+        ("patch_product", "/api/v1/products/1%20OR%201=1", "product_id"),
+    ],
+)
+async def test_a_malformed_path_id_is_a_422_naming_it(
+    bad_world: World, name: str, path: str, field: str
+) -> None:
+    ep = ENDPOINTS[name]
+    _, headers, _ = await prepare(bad_world, ep)
+    before = snapshot(bad_world.owner)
+
+    response = await send(bad_world, ep, path, headers, encode(ep.body))
+
+    body = assert_problem(response, 422, "validation-failed")
+    assert [(e["path"], e["type"]) for e in body["errors"]] == [(["path", field], "uuid_parsing")]
+    assert snapshot(bad_world.owner) == before

@@ -495,9 +495,17 @@ def run(plan: Plan) -> dict[str, Any]:
         for variant in WHATIFS if plan.whatif else ():
             fix_port = free_port()
             fix_argv = [sys.executable, str(HERE / "whatif.py"), "--variant", variant]
+            fix_argv += ["--workdir", str(data_dir)]
             fix_log = data_dir / f"whatif-{variant}.log"
             servers.start(variant, fix_argv, app_env(data_dir, fix_port, "warning"), fix_log)
-            servers.wait_ready(variant, fix_port, LIST_PATH, 60, fix_log)
+            try:
+                servers.wait_ready(variant, fix_port, LIST_PATH, 60, fix_log)
+            except RuntimeError as exc:
+                # A variant that no longer applies (src/ moved on) is skipped, not fatal.
+                log(f"what-if {variant} skipped: {str(exc).strip().splitlines()[-1]}")
+                results.setdefault("whatif_skipped", {})[variant] = str(exc)[-500:]
+                servers.stop(variant)
+                continue
             targets[variant] = fix_port
             pids[variant] = servers.procs[variant].pid
         for name, port in targets.items():
@@ -568,11 +576,16 @@ def run(plan: Plan) -> dict[str, Any]:
             servers.stop("app")
             app_port = free_port()
             servers.start("app", app_argv, app_env(data_dir, app_port, "info"), app_log)
-            servers.wait_ready("app", app_port, LIST_PATH, 120, app_log)
-            closed_loop(wrk, app_port, LIST_PATH, plan.warmup, CONNECTIONS)
-            results["app_closed_logged"] = closed_loop(
-                wrk, app_port, LIST_PATH, plan.closed, CONNECTIONS
-            )
+            try:
+                servers.wait_ready("app", app_port, LIST_PATH, 120, app_log)
+            except RuntimeError as exc:
+                log(f"access-log run skipped: {str(exc).strip().splitlines()[-1]}")
+                results["app_closed_logged_error"] = str(exc)[-500:]
+            else:
+                closed_loop(wrk, app_port, LIST_PATH, plan.warmup, CONNECTIONS)
+                results["app_closed_logged"] = closed_loop(
+                    wrk, app_port, LIST_PATH, plan.closed, CONNECTIONS
+                )
         results["tool_closed"] = "wrk 4.1 (-t1)" if wrk else "loadgen.py closed mode"
         results["load_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
         return results

@@ -95,8 +95,9 @@ def patched_copy(variant: str, dest: Path) -> Path:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--variant", choices=sorted([*VARIANTS, *RUNTIME]), required=True)
+    ap.add_argument("--workdir", type=Path, help="where to put the copy (default: the temp dir)")
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory(prefix="impextech-whatif-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="impextech-whatif-", dir=args.workdir) as tmp:
         sys.path.insert(0, str(patched_copy(args.variant, Path(tmp))))
         from impextech.platform import cli
 

@@ -11,12 +11,10 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from sqlalchemy import TextClause, text
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection
+from psycopg import AsyncConnection
 
 from impextech.catalog.adapters.sql import SqlCatalogUnitOfWork
-from impextech.kernel.db import Database, make_engine
+from impextech.kernel.db import Database, make_pool
 from impextech.platform import database
 from impextech.platform.app import create_app
 from tests.conftest import make_settings
@@ -80,22 +78,32 @@ def tenants(clean_db: database.Conninfos) -> dict[str, Tenant]:
 @pytest.fixture
 async def single(clean_db: database.Conninfos) -> AsyncIterator[Database]:
     """The app role's database with exactly one pooled connection."""
-    db = Database(make_engine(clean_db.app, pool_size=1, max_overflow=0))
+    db = Database(make_pool(clean_db.app, size=1))
     yield db
     await db.dispose()
 
 
-async def _pid(conn: AsyncConnection) -> int:
-    pid = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+Conn = AsyncConnection[Any]
+
+
+async def _scalar(conn: Conn, query: str) -> object:
+    row = await (await conn.execute(query)).fetchone()
+    assert row is not None
+    value: object = row[0]
+    return value
+
+
+async def _pid(conn: Conn) -> int:
+    pid = await _scalar(conn, "SELECT pg_backend_pid()")
     assert isinstance(pid, int)
     return pid
 
 
-async def _tenants_seen(conn: AsyncConnection) -> dict[str, list[uuid.UUID]]:
+async def _tenants_seen(conn: Conn) -> dict[str, list[uuid.UUID]]:
     seen: dict[str, list[uuid.UUID]] = {}
     for table in TENANT_OWNED:
-        rows = await conn.execute(text(f"SELECT tenant_id FROM {table} ORDER BY tenant_id"))  # noqa: S608
-        seen[table] = [r[0] for r in rows]
+        cursor = await conn.execute(f"SELECT tenant_id FROM {table} ORDER BY tenant_id")  # noqa: S608
+        seen[table] = [r[0] for r in await cursor.fetchall()]
     return seen
 
 
@@ -110,17 +118,19 @@ def _product_params(tenant: Tenant, sku: str) -> dict[str, Any]:
     }
 
 
-_INSERT_PRODUCT = text(
+_INSERT_PRODUCT = (
     "INSERT INTO products (tenant_id, id, seller_id, sku, name, description, category,"
     " price_amount, currency, stock, status, version, created_at, updated_at)"
-    " VALUES (:t, :id, :seller, :sku, 'x', '', 'misc', 1, 'EUR', 1, 'active', 1, :now, :now)"
+    " VALUES (%(t)s, %(id)s, %(seller)s, %(sku)s, 'x', '', 'misc', 1, 'EUR', 1, 'active', 1,"
+    " %(now)s, %(now)s)"
 )
+_MOVE_PRODUCTS = "UPDATE products SET tenant_id = %(other)s WHERE tenant_id = %(t)s"
 
 
 async def _execute(
     db: Database,
     tenant_id: uuid.UUID | None,
-    statement: TextClause,
+    statement: str,
     params: dict[str, Any],
     pids: list[int],
 ) -> None:
@@ -135,10 +145,9 @@ async def _crash_in_unit_of_work(db: Database, tenant_id: uuid.UUID, pids: list[
         raise RuntimeError("boom")
 
 
-def _is_rls_refusal(exc: DBAPIError) -> bool:
-    orig = exc.orig
-    return isinstance(orig, psycopg.errors.InsufficientPrivilege) and (
-        "row-level security" in str(orig)
+def _is_rls_refusal(exc: psycopg.Error) -> bool:
+    return isinstance(exc, psycopg.errors.InsufficientPrivilege) and (
+        "row-level security" in str(exc)
     )
 
 
@@ -160,13 +169,10 @@ async def test_one_pooled_connection_forgets_the_tenant_between_transactions(
     async with single.transaction(None) as conn:
         assert await _pid(conn) == pid
         assert await _tenants_seen(conn) == {table: [] for table in TENANT_OWNED}
-        setting = (
-            await conn.execute(text("SELECT current_setting('app.tenant_id', true)"))
-        ).scalar_one()
-        assert setting == ""
+        assert await _scalar(conn, "SELECT current_setting('app.tenant_id', true)") == ""
 
     pids: list[int] = []
-    with pytest.raises(DBAPIError) as refused:
+    with pytest.raises(psycopg.Error) as refused:
         await _execute(single, None, _INSERT_PRODUCT, _product_params(acme, "SNEAK-1"), pids)
     assert _is_rls_refusal(refused.value), refused.value
     assert pids == [pid]
@@ -176,7 +182,7 @@ async def test_one_pooled_connection_forgets_the_tenant_between_transactions(
         seen = await _tenants_seen(conn)
         # A's rows cannot be changed either: they are invisible.
         updated = await conn.execute(
-            text("UPDATE products SET stock = 99 WHERE tenant_id = :t"), {"t": acme.id}
+            "UPDATE products SET stock = 99 WHERE tenant_id = %(t)s", {"t": acme.id}
         )
         assert updated.rowcount == 0
     assert seen == {
@@ -186,16 +192,16 @@ async def test_one_pooled_connection_forgets_the_tenant_between_transactions(
         "products": [globex.id] * 2,
     }
 
-    with pytest.raises(DBAPIError) as cross:
+    with pytest.raises(psycopg.Error) as cross:
         await _execute(single, globex.id, _INSERT_PRODUCT, _product_params(acme, "CROSS-1"), pids)
     assert _is_rls_refusal(cross.value), cross.value
     assert pids == [pid, pid]
 
-    with pytest.raises(DBAPIError) as moved:
+    with pytest.raises(psycopg.Error) as moved:
         await _execute(
             single,
             globex.id,
-            text("UPDATE products SET tenant_id = :other WHERE tenant_id = :t"),
+            _MOVE_PRODUCTS,
             {"other": acme.id, "t": globex.id},
             pids,
         )
@@ -204,7 +210,9 @@ async def test_one_pooled_connection_forgets_the_tenant_between_transactions(
 
     async with single.transaction(acme.id) as conn:
         assert await _pid(conn) == pid
-        stocks = (await conn.execute(text("SELECT stock, sku FROM products ORDER BY sku"))).all()
+        stocks = await (
+            await conn.execute("SELECT stock, sku FROM products ORDER BY sku")
+        ).fetchall()
     assert [tuple(r) for r in stocks] == [(1, "P-1"), (1, "P-2")]
 
 
@@ -214,7 +222,7 @@ async def test_a_failed_or_uncommitted_unit_of_work_leaves_no_tenant_behind(
     acme = tenants["acme"]
     async with SqlCatalogUnitOfWork(single, acme.id) as uow:
         pid = await _pid(uow.conn)
-        assert len((await uow.conn.execute(text("SELECT id FROM products"))).all()) == 2
+        assert len(await (await uow.conn.execute("SELECT id FROM products")).fetchall()) == 2
         # no commit: the unit of work rolls back
 
     pids: list[int] = []
@@ -234,15 +242,12 @@ async def test_the_tenant_setting_is_transaction_local(
     acme = tenants["acme"]
     async with single.transaction(acme.id) as conn:
         pid = await _pid(conn)
-        local = (
-            await conn.execute(text("SELECT current_setting('app.tenant_id', true)"))
-        ).scalar_one()
+        local = await _scalar(conn, "SELECT current_setting('app.tenant_id', true)")
     assert local == str(acme.id)
-    async with single.engine.connect() as conn:
+    # Straight from the pool, bypassing Database: nothing of the last transaction remains.
+    async with single.pool.connection() as conn:
         assert await _pid(conn) == pid
-        after = (
-            await conn.execute(text("SELECT current_setting('app.tenant_id', true)"))
-        ).scalar_one()
+        after = await _scalar(conn, "SELECT current_setting('app.tenant_id', true)")
         await conn.rollback()
     assert after == ""
 

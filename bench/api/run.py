@@ -525,12 +525,16 @@ def run(plan: Plan) -> dict[str, Any]:
         for name, parts in runs.items():
             results[f"{name}_closed"] = combine(parts)
         for name in targets:
-            if name != "app":
+            if name not in ("app", "ceiling"):
                 servers.stop(name)
 
         rate = round(results["ceiling_closed"]["throughput_rps"] / 2)
         log(f"app: open loop at {rate} rps for {plan.open:g} s")
         results["app_open"] = open_loop(app_port, rate, plan.open, CONNECTIONS)
+        # The same schedule against the ceiling: what this machine allows at that rate.
+        log(f"ceiling: open loop at {rate} rps for {plan.open:g} s")
+        results["ceiling_open"] = open_loop(ceiling_port, rate, plan.open, CONNECTIONS)
+        servers.stop("ceiling")
 
         threads = os.cpu_count() or 1
         results["hash_threads"] = threads
@@ -616,7 +620,7 @@ def _cpu(x: dict[str, Any]) -> str:
 def table(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     ceiling, app = r["ceiling_closed"], r["app_closed"]
     ratio = app["throughput_rps"] / ceiling["throughput_rps"]
-    op = r["app_open"]
+    op, cop = r["app_open"], r["ceiling_open"]
     op_errors = sum(op["errors"].values()) + op["answered"] - op["ok_2xx"]
     login = r["login"]
     login_ratio = login["throughput_rps"] / r["hash_rate"]
@@ -647,6 +651,10 @@ def table(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
          f"p50 {_f(op['p50_ms'])} / p90 {_f(op['p90_ms'])} / p99 {_f(op['p99_ms'])} /"
          f" max {_f(op['max_ms'])} ms; {op['answered']} answered, {op_errors} errors",
          "p99 < 25 ms", verdict(op["p99_ms"] < 25 and op_errors == 0)),
+        (f"ceiling, same open loop ({_f(cop['target_rps'], 0)} rps), for reference",
+         f"p50 {_f(cop['p50_ms'])} / p90 {_f(cop['p90_ms'])} / p99 {_f(cop['p99_ms'])} /"
+         f" max {_f(cop['max_ms'])} ms; {cop['answered']} answered,"
+         f" {sum(cop['errors'].values())} errors", "", ""),
         (f"raw argon2id verify (m=19 MiB, t=2, p=1), {r['hash_threads']} threads",
          f"{_f(r['hash_rate'])} /s (runs {', '.join(_f(x) for x in r['hash_rates'])});"
          f" {_f(r['hash_cpu_ms'])} ms CPU each", "", ""),

@@ -13,6 +13,7 @@ import json
 import math
 import posixpath
 import re
+import tomllib
 from collections import Counter
 from collections.abc import Iterable
 from typing import Any
@@ -200,9 +201,18 @@ def npm_dependency_source(ctx: FileContext, rule: Rule) -> None:
             continue
         start = max(0, ctx.text.find(f'"{section}"'))
         for name, spec in deps.items():
-            if isinstance(spec, str) and _URL_SPEC.search(spec.strip()):
+            if isinstance(spec, str) and _URL_SPEC.search(spec.strip()) and not _inside(spec):
                 line = _key_line(ctx, name, start)
                 ctx.report(rule, line, f'"{name}": "{spec}"'[:200])
+
+
+def _inside(spec: str) -> bool:
+    """A file: or link: dependency inside the repository is just more of its code."""
+    for prefix in ("file:", "link:"):
+        if spec.startswith(prefix):
+            target = posixpath.normpath(spec[len(prefix) :] or ".")
+            return not target.startswith(("/", "..", "~"))
+    return False
 
 
 def _host_is_registry(url: str) -> bool:
@@ -234,8 +244,11 @@ def lockfile_source(ctx: FileContext, rule: Rule) -> None:
             (m.start(), m.group(1))
             for m in re.finditer(r"(?:repo|resolution):\s*['\"]?((?:git\+|https?://)\S+)", ctx.text)
         ]
+    foreign_host = bool(rule.params.get("foreign_host"))
     for at, url in urls:
-        if _outside_registry(url):
+        if not _outside_registry(url):
+            continue
+        if url.lower().startswith("https://") is foreign_host:
             ctx.report(rule, ctx.line_of(at), ctx.evidence_at(at))
 
 
@@ -275,7 +288,17 @@ def typosquat_candidates(name: str, popular: Iterable[str], min_len: int) -> str
 
 
 _REQ_LINE = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:[<>=!~;\[@]|$)", re.MULTILINE)
-_PYPROJECT_DEP = re.compile(r"""^\s*["']([A-Za-z0-9][A-Za-z0-9._-]*)\s*[<>=!~;\[\]"',]""", re.M)
+
+
+def _pyproject_requirements(text: str) -> list[str]:
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return []
+    project = doc.get("project")
+    if not isinstance(project, dict):
+        return []
+    return [s for s in project.get("dependencies", []) if isinstance(s, str)]
 
 
 def typosquat(ctx: FileContext, rule: Rule) -> None:
@@ -290,13 +313,20 @@ def typosquat(ctx: FileContext, rule: Rule) -> None:
                 deps = doc.get(section)
                 if isinstance(deps, dict):
                     start = max(0, ctx.text.find(f'"{section}"'))
-                    for name in deps:
+                    for name, spec in deps.items():
+                        if isinstance(spec, str) and spec.startswith("npm:"):
+                            continue  # an alias: the name is local, the package is named after it
                         at = ctx.text.find(f'"{name}"', start)
                         names.append((max(at, 0), str(name)))
+    elif ctx.path.endswith(".toml"):
+        popular = [_norm_py(str(p)) for p in rule.params.get("pypi", [])]
+        for spec in _pyproject_requirements(ctx.text):
+            m = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", spec)
+            if m:
+                names.append((max(0, ctx.text.find(spec)), _norm_py(m.group(1))))
     else:
         popular = [_norm_py(str(p)) for p in rule.params.get("pypi", [])]
-        pattern = _PYPROJECT_DEP if ctx.path.endswith(".toml") else _REQ_LINE
-        for m in pattern.finditer(ctx.text):
+        for m in _REQ_LINE.finditer(ctx.text):
             names.append((m.start(1), _norm_py(m.group(1))))
     for at, name in names:
         if name in allow:
@@ -342,7 +372,9 @@ def executable_file(ctx: FileContext, rule: Rule) -> None:
     disguised = ctx.path.lower().endswith(tuple(str(s) for s in rule.params.get("disguise", [])))
     if bool(rule.params.get("disguised")) != disguised:
         return
-    ctx.report(rule, 0, f"{kind} executable, {ctx.src.size} bytes")
+    evidence = f"{kind} executable, {ctx.src.size} bytes"
+    ctx.tag(f"bin-file:{posixpath.basename(ctx.path).lower()}", 0, evidence)
+    ctx.report(rule, 0, evidence)
 
 
 # --- obfuscation -----------------------------------------------------------------------------
@@ -374,6 +406,8 @@ def plain_file_blob(ctx: FileContext, rule: Rule) -> None:
             return
         offset += len(line) + 1
     for m in _LONG_STRING.finditer(ctx.text):
+        if not m.group(2).isascii():
+            continue  # payload blobs are base64 or hex; long emoji or prose strings are test data
         entropy = shannon_entropy(m.group(2))
         if entropy >= min_entropy:
             ctx.report(
@@ -474,7 +508,56 @@ def disguised_script(ctx: FileContext, rule: Rule) -> None:
     ctx.report(rule, ctx.line_of(m.start()), ctx.evidence_at(m.start())[:120])
 
 
+_MAKE_TARGET = re.compile(r"^([A-Za-z0-9_.-]+)(?:[ \t]+[^:=\n]*)?:(?!=)")
+_FETCH_RUN = re.compile(
+    r"\b(?:curl|wget)\b[^\n]*(?:\|\s*(?:sudo\s+)?(?:ba|z)?sh\b|&&\s*(?:ba|z)?sh\s|-o\s*\S+\s*&&\s*chmod)"
+    r"|\bnode\s+-e\b|base64\s+(?:-d|--decode)[^\n]*\|\s*(?:ba|z)?sh\b",
+    re.IGNORECASE,
+)
+
+
+def make_fetch_run(ctx: FileContext, rule: Rule) -> None:
+    """Make or just targets whose recipe downloads or decodes a script and runs it."""
+    target = ""
+    offset = 0
+    for line in ctx.text.split("\n"):
+        if line and not line[0].isspace() and not line.startswith("#"):
+            m = _MAKE_TARGET.match(line)
+            target = m.group(1) if m else ""
+        elif target and line[:1] in ("\t", " ") and _FETCH_RUN.search(line):
+            where = ctx.line_of(offset)
+            evidence = f"{target}: {line.strip()}"[:200]
+            ctx.tag(f"make-fetch:{target}", where, evidence)
+            ctx.report(rule, where, evidence)
+        offset += len(line) + 1
+
+
+_DOC_MAKE = re.compile(r"(?:^|[`\s$>])(?:make|just)\s+([A-Za-z0-9_.-]+)")
+_DOC_RUN_FILE = re.compile(
+    r"(?:^|[`\s$>\\/])([\w.-]+\.(?:exe|msi|bat|cmd|scr|ps1|command|app|dmg|pkg|jar|sh|bin))\b",
+    re.IGNORECASE,
+)
+
+
+def doc_run_instructions(ctx: FileContext, rule: Rule) -> None:
+    """What a README tells the reader to run: make targets, files, scripts."""
+    for m in _DOC_MAKE.finditer(ctx.text):
+        ctx.tag(f"doc-make:{m.group(1)}", ctx.line_of(m.start(1)), ctx.evidence_at(m.start(1)))
+    for m in _DOC_RUN_FILE.finditer(ctx.text):
+        name = m.group(1).lower()
+        ctx.tag(f"doc-run:{name}", ctx.line_of(m.start(1)), ctx.evidence_at(m.start(1)))
+    first = min(
+        (h for t, h in ctx.state.tags.items() if t.startswith(("doc-make:", "doc-run:"))),
+        key=lambda h: h.line,
+        default=None,
+    )
+    if first is not None:
+        ctx.report(rule, first.line, first.evidence)
+
+
 DETECTORS: dict[str, Detector] = {
+    "make-fetch-run": make_fetch_run,
+    "doc-run-instructions": doc_run_instructions,
     "disguised-script": disguised_script,
     "npm-lifecycle": npm_lifecycle,
     "vscode-folder-open": vscode_folder_open,

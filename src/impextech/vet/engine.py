@@ -291,45 +291,89 @@ class Scan:
                     queue.append((origin, target, hit, depth + 1))
 
     def _combine(self) -> None:
+        file_combos = [r for r in self.combos if r.scope == "file"]
+        repo_combos = [r for r in self.combos if r.scope == "repo"]
         for state in self.states.values():
-            if len(state.tags) < 2:
-                continue
-            fired: list[tuple[Rule, Hit, list[str]]] = []
-            for rule in self.combos:
-                if not all(t in state.tags for t in rule.all_tags):
+            if len(state.tags) >= 2:
+                self._fire(file_combos, state.tags, state.path, state.origin)
+        if not repo_combos:
+            return
+        # Repository scope: the tags of every file of one origin (branch, stash, tree) together.
+        by_origin: dict[str, dict[str, tuple[str, Hit]]] = {}
+        for state in self.states.values():
+            merged = by_origin.setdefault(state.origin, {})
+            for tag, hit in state.tags.items():
+                merged.setdefault(tag, (state.path, hit))
+        for origin, merged in by_origin.items():
+            tags = {t: h for t, (_, h) in merged.items()}
+            for rule in repo_combos:
+                used = self._joined(rule, tags) if rule.join else self._satisfied(rule, tags)
+                if used is None:
                     continue
-                present = [t for t in rule.any_tags if t in state.tags]
-                if rule.any_tags and len(present) < rule.min_any:
-                    continue
-                if any(t in state.tags for t in rule.none_tags):
-                    continue
-                used = [*rule.all_tags, *present]
-                fired.append((rule, self._anchor(state, used), used))
-            if not fired:
-                continue
-            top = max(r.severity for r, _, _ in fired)
-            for rule, hit, used in fired:
-                if rule.severity < top:
-                    continue
-                signals = ", ".join(
-                    f"{t.split(':', 1)[-1]}@{state.tags[t].line}" for t in dict.fromkeys(used)
+                anchor_tag = next((t for t in reversed(used) if t != AUTORUN), used[0])
+                path, hit = merged[anchor_tag]
+                where = ", ".join(
+                    f"{merged[t][0]}:{merged[t][1].line}" for t in dict.fromkeys(used)
                 )
                 self.add(
-                    rule,
-                    state.path,
-                    hit.line,
-                    hit.evidence,
-                    state.origin,
-                    f"{rule.description} [signals: {signals}]",
+                    rule, path, hit.line, hit.evidence, origin, f"{rule.description} [{where}]"
                 )
 
     @staticmethod
-    def _anchor(state: FileState, used: list[str]) -> Hit:
+    def _joined(rule: Rule, tags: dict[str, Hit]) -> list[str] | None:
+        """`all` holds prefixes ending in ':*'; they must share the same suffix."""
+        first, *others = [t.removesuffix("*") for t in rule.all_tags]
+        for tag in tags:
+            if tag.startswith(first):
+                suffix = tag[len(first) :]
+                wanted = [o + suffix for o in others]
+                if all(w in tags for w in wanted):
+                    return [tag, *wanted]
+        return None
+
+    @staticmethod
+    def _satisfied(rule: Rule, tags: dict[str, Hit]) -> list[str] | None:
+        if not all(t in tags for t in rule.all_tags):
+            return None
+        present = [t for t in rule.any_tags if t in tags]
+        if rule.any_tags and len(present) < rule.min_any:
+            return None
+        if any(t in tags for t in rule.none_tags):
+            return None
+        return [*rule.all_tags, *present]
+
+    def _fire(self, combos: list[Rule], tags: dict[str, Hit], path: str, origin: str) -> None:
+        fired: list[tuple[Rule, list[str]]] = []
+        for rule in combos:
+            used = self._satisfied(rule, tags)
+            if used is not None:
+                fired.append((rule, used))
+        if not fired:
+            return
+        top = max(r.severity for r, _ in fired)
+        for rule, used in fired:
+            if rule.severity < top:
+                continue
+            hit = self._anchor(tags, used)
+            signals = ", ".join(
+                f"{t.split(':', 1)[-1]}@{tags[t].line}" for t in dict.fromkeys(used)
+            )
+            self.add(
+                rule,
+                path,
+                hit.line,
+                hit.evidence,
+                origin,
+                f"{rule.description} [signals: {signals}]",
+            )
+
+    @staticmethod
+    def _anchor(tags: dict[str, Hit], used: list[str]) -> Hit:
         # Point at the most telling line: prefer a signal that is not the autorun context.
         for t in reversed(used):
             if t != AUTORUN:
-                return state.tags[t]
-        return state.tags[used[0]]
+                return tags[t]
+        return tags[used[0]]
 
     def finish(self, target: str, origins: list[str]) -> Report:
         self._propagate_autorun()

@@ -77,7 +77,15 @@ class Report:
 
     @property
     def score(self) -> int:
-        return min(100, sum(SEVERITY_POINTS[f.severity] for f in self.findings))
+        """Points of each distinct rule that fired, at its worst severity, capped at 100.
+
+        Counting a rule once keeps a hundred prebuilt binaries or locale files from adding up
+        to a verdict that one of them would not earn.
+        """
+        worst: dict[str, Severity] = {}
+        for f in self.findings:
+            worst[f.rule_id] = max(worst.get(f.rule_id, Severity.INFO), f.severity)
+        return min(100, sum(SEVERITY_POINTS[s] for s in worst.values()))
 
     @property
     def verdict(self) -> Verdict:

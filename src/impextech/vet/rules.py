@@ -62,6 +62,8 @@ class Rule:
     any_tags: tuple[str, ...] = ()
     min_any: int = 1
     none_tags: tuple[str, ...] = ()
+    scope: str = "file"
+    join: bool = False
     detector: str = ""
     params: dict[str, Any] = field(default_factory=dict)
 
@@ -112,6 +114,8 @@ def _example(raw: Any, where: str) -> Example:
             files[str(raw["path"])] = str(raw.get("content", "")).encode()
     for p, c in dict(raw.get("files", {})).items():
         files[str(p)] = str(c).encode()
+    for p, c in dict(raw.get("hex_files", {})).items():
+        files[str(p)] = bytes.fromhex(str(c))
     for p, spec in dict(raw.get("repeat", {})).items():
         unit, times = spec
         files[str(p)] = str(unit).encode() * int(times)
@@ -164,6 +168,8 @@ def parse_rule(raw: dict[str, Any], source: str) -> Rule:
         raise RuleError(f"{where}: a pattern rule needs patterns")
     if kind == "combo" and not (raw.get("all") or raw.get("any")):
         raise RuleError(f"{where}: a combo rule needs 'all' or 'any'")
+    if str(raw.get("scope", "file")) not in ("file", "repo"):
+        raise RuleError(f"{where}: scope must be 'file' or 'repo'")
     if kind == "builtin" and not raw.get("detector"):
         raise RuleError(f"{where}: a builtin rule needs a detector")
     paths = tuple(p.lower() for p in _strs(raw, "paths"))
@@ -191,6 +197,8 @@ def parse_rule(raw: dict[str, Any], source: str) -> Rule:
         any_tags=_strs(raw, "any"),
         min_any=int(raw.get("min_any", 1)),
         none_tags=_strs(raw, "none"),
+        scope=str(raw.get("scope", "file")),
+        join=bool(raw.get("join", False)),
         detector=str(raw.get("detector", "")),
         params=dict(raw.get("params", {})),
     )

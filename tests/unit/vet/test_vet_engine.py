@@ -14,8 +14,12 @@ def _scan(files: dict[str, str]) -> Report:
     return scan_items([SourceFile(p, c.encode(), len(c.encode())) for p, c in files.items()])
 
 
-def _f(sev: Severity) -> Finding:
-    return Finding("X", "x", sev, "m", "a.js", 1, "e")
+def _f(sev: Severity, rule_id: str = "X") -> Finding:
+    return Finding(rule_id, "x", sev, "m", "a.js", 1, "e")
+
+
+def _many(sev: Severity, n: int) -> list[Finding]:
+    return [_f(sev, f"R{i}") for i in range(n)]
 
 
 def test_autorun_follows_scripts_and_local_requires() -> None:
@@ -73,13 +77,19 @@ def test_hits_per_rule_and_file_are_capped() -> None:
 
 
 def test_score_and_verdict_thresholds() -> None:
-    lows = Report("t", [_f(Severity.LOW)] * 14)
+    lows = Report("t", _many(Severity.LOW, 14))
     assert (lows.verdict, lows.score) == (Verdict.CLEAN, 14)
-    assert Report("t", [_f(Severity.MEDIUM)] * 3).verdict is Verdict.SUSPICIOUS
-    assert Report("t", [_f(Severity.HIGH)]).verdict is Verdict.SUSPICIOUS
-    assert Report("t", [_f(Severity.HIGH)] * 3).verdict is Verdict.MALICIOUS
-    assert Report("t", [_f(Severity.CRITICAL)]).verdict is Verdict.MALICIOUS
-    assert Report("t", [_f(Severity.CRITICAL)] * 5).score == 100
+    assert Report("t", _many(Severity.MEDIUM, 3)).verdict is Verdict.SUSPICIOUS
+    assert Report("t", _many(Severity.HIGH, 1)).verdict is Verdict.SUSPICIOUS
+    assert Report("t", _many(Severity.HIGH, 3)).verdict is Verdict.MALICIOUS
+    assert Report("t", _many(Severity.CRITICAL, 1)).verdict is Verdict.MALICIOUS
+    assert Report("t", _many(Severity.CRITICAL, 5)).score == 100
+
+
+def test_a_rule_counts_once_in_the_score() -> None:
+    same = Report("t", [_f(Severity.MEDIUM, "VET604")] * 12 + [_f(Severity.LOW, "VET101")] * 3)
+    assert (same.score, same.verdict) == (6, Verdict.CLEAN)
+    assert same.counts() == {"low": 3, "medium": 12, "high": 0, "critical": 0}
 
 
 def test_evidence_is_the_offending_line_trimmed() -> None:

@@ -56,6 +56,7 @@ class Target:
     group: str  # malicious / npm / pypi / scaffold
     ecosystem: str  # for GuardDog: npm or pypi
     technique: str = ""
+    heldout: bool = False
 
 
 @dataclass
@@ -481,11 +482,16 @@ def run(args: argparse.Namespace) -> int:
     corpus = tomllib.loads((HERE / "corpus.toml").read_text())
     npm_names = [str(n) for n in corpus["npm"]]
     pypi_names = [str(n) for n in corpus["pypi"]]
+    heldout = {str(n) for n in corpus["heldout_npm"]} | {str(n) for n in corpus["heldout_pypi"]}
+    npm_names += [str(n) for n in corpus["heldout_npm"]]
+    pypi_names += [str(n) for n in corpus["heldout_pypi"]]
     if args.limit:
         npm_names, pypi_names = npm_names[: args.limit], pypi_names[: args.limit]
     targets = malicious_targets()
     targets += fetch_npm(npm_names, deadline)
     targets += fetch_pypi(pypi_names, deadline)
+    for t in targets:
+        t.heldout = t.name in heldout
     targets += fetch_scaffolds([str(n) for n in corpus["scaffolds"]], deadline)
     counts = {
         g: sum(t.group == g for t in targets) for g in ("malicious", "npm", "pypi", "scaffold")
@@ -554,6 +560,7 @@ def run(args: argparse.Namespace) -> int:
         summary["rows"].append(
             {
                 "name": t.name, "group": t.group, "label": t.label, "technique": t.technique,
+                "heldout": t.heldout,
                 "bytes": sizes[str(t.path)], "vet": o.detail, "vet_flagged": o.flagged,
                 "vet_seconds": o.seconds, "guarddog_label": g.get("label"),
                 "guarddog_rules": g.get("rules"), "guarddog_seconds": g.get("seconds"),
@@ -561,6 +568,13 @@ def run(args: argparse.Namespace) -> int:
         )  # fmt: skip
     missed = [r["name"] for r in summary["rows"] if r["label"] and not r["vet_flagged"]]
     false_pos = [r["name"] for r in summary["rows"] if not r["label"] and r["vet_flagged"]]
+    held = [(t, o) for t, o in vet_rows if t.heldout]
+    if held:
+        held_fp = [t.name for t, o in held if o.flagged]
+        summary["notes"].append(
+            f"Held-out benign packages (not used while tuning the rules): {len(held)}, "
+            f"flagged by vet: {len(held_fp)}" + (f" ({', '.join(held_fp)})" if held_fp else "")
+        )
     if missed:
         summary["notes"].append("vet missed: " + ", ".join(missed))
     if false_pos:

@@ -145,3 +145,17 @@ def test_unreadable_archive_is_exit_two(tmp_path: Path) -> None:
     assert (code, out) == (2, "")
     assert err.startswith(f"vet: error: cannot read zip archive {bad}: ")
     assert err.count("\n") == 1
+
+
+def test_progress_bar_path_on_a_large_tree(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from impextech.vet.cli import PROGRESS_MIN_FILES, _scan_with_progress
+
+    for i in range(PROGRESS_MIN_FILES):
+        (tmp_path / f"f{i}.js").write_text("module.exports = 1;\n")
+    (tmp_path / "x.js").write_text("eval(atob(p));\n")
+    report = _scan_with_progress(tmp_path, show=True)
+    assert report.files_scanned == PROGRESS_MIN_FILES + 1
+    assert [f.rule_id for f in report.findings] == ["VET201"]
+    capsys.readouterr()

@@ -16,7 +16,7 @@ def test_rule_set_shape() -> None:
     ids = [r.id for r in RULES]
     assert len(ids) == len(set(ids))
     kinds = {k: sum(r.kind == k for r in RULES) for k in ("input", "pattern", "builtin", "combo")}
-    assert kinds == {"input": 7, "pattern": 34, "builtin": 17, "combo": 16}
+    assert kinds == {"input": 7, "pattern": 35, "builtin": 17, "combo": 16}
     assert all(r.description and r.name for r in RULES)
 
 

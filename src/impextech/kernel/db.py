@@ -1,94 +1,131 @@
 """Transactions with a tenant context: the second wall behind the application's own scoping.
 
-Every transaction on tenant-owned data starts with ``set_config('app.tenant_id', …, true)``.
-The ``true`` makes the setting transaction-local, so a pooled connection can never carry one
-request's tenant into the next; row-level security reads it and, when it is absent, shows and
-accepts no row at all.
+Every transaction starts with ``set_config('app.tenant_id', …, true)``. The ``true`` makes the
+setting transaction-local, so a pooled connection can never carry one request's tenant into the
+next; row-level security reads it and, when it is empty, shows and accepts no row at all.
+
+Connections come from psycopg's own pool (see docs/decisions/0005): the request path talks to
+PostgreSQL through psycopg directly, with rows as named tuples.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import TracebackType
-from typing import Self
+from typing import Any, Self, TypeAlias
 from uuid import UUID
 
-import psycopg
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from psycopg import AsyncConnection
+from psycopg.rows import namedtuple_row
+from psycopg_pool import AsyncConnectionPool
+
+Connection: TypeAlias = AsyncConnection[Any]
 
 TENANT_SETTING = "app.tenant_id"
-_SET_TENANT = text(f"SELECT set_config('{TENANT_SETTING}', :tenant, true)")
+_SET_TENANT = f"SELECT set_config('{TENANT_SETTING}', %s, true)"
 
 
-def make_engine(conninfo: str, *, pool_size: int = 10, max_overflow: int = 10) -> AsyncEngine:
-    """An async engine over any libpq connection string, multi-host ones included.
-
-    The string goes to libpq untouched (SQLAlchemy's URL parser would mangle
-    ``host=a,b target_session_attrs=read-write``).
-    """
-
-    async def connect() -> psycopg.AsyncConnection[object]:
-        return await psycopg.AsyncConnection.connect(conninfo)
-
-    return create_async_engine(
-        "postgresql+psycopg://",
-        async_creator=connect,
-        pool_size=pool_size,
-        max_overflow=max_overflow,
-        pool_pre_ping=False,
-        pool_recycle=1800,
+def make_pool(conninfo: str, *, size: int = 10, timeout: float = 10.0) -> AsyncConnectionPool:
+    """A pool over any libpq connection string, multi-host ones included; opened on first use."""
+    return AsyncConnectionPool(
+        conninfo,
+        min_size=min(2, size),
+        max_size=size,
+        timeout=timeout,
+        max_lifetime=1800,
+        kwargs={"row_factory": namedtuple_row},
+        open=False,
+        name="impextech",
     )
 
 
 class Database:
     """The application's database: every unit of work runs in one transaction."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self.pool = pool
+        self._opened = False
+        self._opening = asyncio.Lock()
+
+    @classmethod
+    def connect(cls, conninfo: str, *, size: int = 10) -> Database:
+        return cls(make_pool(conninfo, size=size))
+
+    async def _ensure_open(self) -> None:
+        if not self._opened:
+            async with self._opening:
+                if not self._opened:
+                    await self.pool.open(wait=False)
+                    self._opened = True
+
+    async def _checkout(
+        self, tenant_id: UUID | None
+    ) -> tuple[AbstractAsyncContextManager[Connection], Connection]:
+        await self._ensure_open()
+        holder = self.pool.connection()
+        conn = await holder.__aenter__()
+        try:
+            # Always set it, so the transaction is open and an absent tenant means "none".
+            await conn.execute(_SET_TENANT, (str(tenant_id) if tenant_id else "",))
+        except BaseException as exc:
+            await holder.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
+        return holder, conn
 
     @asynccontextmanager
-    async def transaction(self, tenant_id: UUID | None) -> AsyncIterator[AsyncConnection]:
-        """Open a transaction; with ``tenant_id`` set, RLS shows that tenant's rows only.
-
-        Commits when the block ends normally, rolls back when it raises.
-        """
-        async with self.engine.begin() as conn:
-            if tenant_id is not None:
-                await conn.execute(_SET_TENANT, {"tenant": str(tenant_id)})
+    async def transaction(self, tenant_id: UUID | None) -> AsyncIterator[Connection]:
+        """A transaction that commits when the block ends normally and rolls back if it raises."""
+        holder, conn = await self._checkout(tenant_id)
+        try:
             yield conn
+        except BaseException as exc:
+            await _finish(holder, conn, exc, commit=False)
+            raise
+        await _finish(holder, conn, None, commit=True)
 
     async def dispose(self) -> None:
-        await self.engine.dispose()
+        if self._opened:
+            await self.pool.close()
+            self._opened = False
+
+
+async def _finish(
+    holder: AbstractAsyncContextManager[Connection],
+    conn: Connection,
+    exc: BaseException | None,
+    *,
+    commit: bool,
+) -> None:
+    try:
+        if not conn.closed:
+            await (conn.commit() if commit and exc is None else conn.rollback())
+    except BaseException as failure:
+        await holder.__aexit__(type(failure), failure, failure.__traceback__)
+        raise
+    await holder.__aexit__(type(exc) if exc else None, exc, exc.__traceback__ if exc else None)
 
 
 class SqlUnitOfWork:
     """Base of the contexts' SQL units of work: one transaction, committed only on request.
 
-    Leaving the block without ``commit()`` rolls everything back, so a refused request
-    changes nothing.
+    Leaving the block without ``commit()`` rolls everything back (a rollback after a commit is a
+    no-op), so a refused request changes nothing.
     """
 
-    conn: AsyncConnection
+    conn: Connection
 
     def __init__(self, database: Database, tenant_id: UUID | None) -> None:
         self._database = database
         self.tenant_id = tenant_id
-        self._committed = False
 
-    async def _open(self) -> None:
-        self.conn = await self._database.engine.connect()
-        await self.conn.begin()
-        if self.tenant_id is not None:
-            await self.conn.execute(_SET_TENANT, {"tenant": str(self.tenant_id)})
-        self._bind(self.conn)
-
-    def _bind(self, conn: AsyncConnection) -> None:
+    def _bind(self, conn: Connection) -> None:
         """Subclasses build their stores over ``conn`` here."""
 
     async def __aenter__(self) -> Self:
-        await self._open()
+        self._holder, self.conn = await self._database._checkout(self.tenant_id)
+        self._bind(self.conn)
         return self
 
     async def __aexit__(
@@ -97,15 +134,9 @@ class SqlUnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self._close()
+        await _finish(self._holder, self.conn, exc, commit=False)
 
     async def commit(self) -> None:
+        # Anything the block runs after this starts a new transaction with no tenant set, so
+        # RLS fails closed; use cases commit last.
         await self.conn.commit()
-        self._committed = True
-
-    async def _close(self) -> None:
-        try:
-            if not self._committed:
-                await self.conn.rollback()
-        finally:
-            await self.conn.close()

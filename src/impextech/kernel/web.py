@@ -151,7 +151,15 @@ def _reject_constant(name: str) -> object:
 class _StrictJsonRequest(Request):
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
-            self._json = json.loads(await self.body(), parse_constant=_reject_constant)
+            raw = await self.body()
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise json.JSONDecodeError("the body is not UTF-8", "", exc.start) from None
+            try:
+                self._json = json.loads(text, parse_constant=_reject_constant)
+            except RecursionError:
+                raise json.JSONDecodeError("the body is nested too deeply", "", 0) from None
         return self._json
 
 

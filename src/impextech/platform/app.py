@@ -17,7 +17,7 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from sqlalchemy import text
+from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from impextech.catalog.adapters.http import CatalogWeb
@@ -35,7 +35,7 @@ from impextech.identity.service.auth import AuthPolicy, AuthService, RateLimit
 from impextech.identity.service.tenants import TenantDirectory
 from impextech.identity.service.users import UserService
 from impextech.kernel.cursors import CursorCodec
-from impextech.kernel.db import Database, make_engine
+from impextech.kernel.db import Database
 from impextech.kernel.domain.clock import SystemClock
 from impextech.kernel.domain.errors import ImpextechError
 from impextech.kernel.web import error_response, problem_response, problem_responses
@@ -100,6 +100,12 @@ def install_problem_handlers(app: FastAPI) -> None:
             request, exc.status_code, code, title, detail, headers=dict(exc.headers or {})
         )
 
+    async def on_pool_timeout(request: Request, exc: Exception) -> Response:
+        log.warning("database pool exhausted", path=request.url.path)
+        return problem_response(
+            request, 503, "busy", "The service is busy; retry shortly", headers={"Retry-After": "1"}
+        )
+
     async def on_crash(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error", exc_info=exc)
         return problem_response(request, 500, "internal-error", "Internal error")
@@ -107,6 +113,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ImpextechError, on_domain_error)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(PoolTimeout, on_pool_timeout)
     app.add_exception_handler(Exception, on_crash)
 
 
@@ -138,8 +145,7 @@ def install_docs(app: FastAPI) -> None:
 
 def create_app(settings: Settings, app_conninfo: str) -> FastAPI:
     """Wire every context over one engine; nothing connects until the first request."""
-    engine = make_engine(app_conninfo, pool_size=settings.db_pool_size)
-    database = Database(engine)
+    database = Database.connect(app_conninfo, size=settings.db_pool_size)
     clock = SystemClock()
     cursors = CursorCodec(settings.secret_key)
     limit, window = settings.auth_rate_limit
@@ -212,9 +218,9 @@ def create_app(settings: Settings, app_conninfo: str) -> FastAPI:
         try:
             with anyio.fail_after(2):
                 async with database.transaction(None) as conn:
-                    current = (
-                        await conn.execute(text("SELECT version_num FROM alembic_version"))
-                    ).scalar_one_or_none()
+                    cur = await conn.execute("SELECT version_num FROM alembic_version")
+                    row = await cur.fetchone()
+                    current = row.version_num if row else None
         except Exception as exc:
             log.warning("not ready", error=str(exc))
             return problem_response(

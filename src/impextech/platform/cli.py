@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from impextech.kernel.db import Database, make_engine
+from impextech.kernel.db import Database
 from impextech.kernel.domain.errors import ImpextechError
 from impextech.platform import database as db
 from impextech.platform.settings import Settings, SettingsError
@@ -99,7 +99,7 @@ def tenants_create(
     infos = db.require_current(settings)
 
     async def create() -> None:
-        owner = Database(make_engine(infos.owner, pool_size=1))
+        owner = Database.connect(infos.owner, size=1)
         try:
             tenant = await TenantAdmin(SqlTenantStore(owner), SystemClock()).create(slug, name)
         finally:
@@ -159,7 +159,7 @@ def users_create_admin(
     infos = db.require_current(settings)
 
     async def create() -> None:
-        app_db = Database(make_engine(infos.app, pool_size=1))
+        app_db = Database.connect(infos.app, size=1)
         try:
             found = await SqlTenantStore(app_db).get_by_slug(tenant)
             if found is None:
@@ -229,7 +229,7 @@ def demo(
     infos = db.prepare(settings)
 
     async def seed() -> bool:
-        owner, app_db = Database(make_engine(infos.owner)), Database(make_engine(infos.app))
+        owner, app_db = Database.connect(infos.owner), Database.connect(infos.app)
         try:
             return await seed_demo(owner, app_db)
         finally:

@@ -6,13 +6,11 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
+from psycopg.errors import UniqueViolation
 
 from impextech.catalog.domain.model import Product, ProductSort, ProductStatus
 from impextech.catalog.service.ports import ProductPage, ProductQuery
-from impextech.kernel.db import SqlUnitOfWork
+from impextech.kernel.db import Connection, SqlUnitOfWork
 from impextech.kernel.domain.errors import SkuTaken
 from impextech.kernel.domain.money import Money
 
@@ -23,14 +21,22 @@ COLUMNS = (
 
 # sort -> (ORDER BY, keyset comparison, the column the cursor remembers)
 _SORTS: dict[ProductSort, tuple[str, str, str]] = {
-    ProductSort.NEWEST: ("created_at DESC, id DESC", "(created_at, id) < (:k, :kid)", "created_at"),
-    ProductSort.PRICE_ASC: ("price_amount, id", "(price_amount, id) > (:k, :kid)", "price_amount"),
-    ProductSort.PRICE_DESC: (
-        "price_amount DESC, id DESC",
-        "(price_amount, id) < (:k, :kid)",
+    ProductSort.NEWEST: (
+        "created_at DESC, id DESC",
+        "(created_at, id) < (%(k)s, %(kid)s)",
+        "created_at",
+    ),
+    ProductSort.PRICE_ASC: (
+        "price_amount, id",
+        "(price_amount, id) > (%(k)s, %(kid)s)",
         "price_amount",
     ),
-    ProductSort.NAME: ("name, id", "(name, id) > (:k, :kid)", "name"),
+    ProductSort.PRICE_DESC: (
+        "price_amount DESC, id DESC",
+        "(price_amount, id) < (%(k)s, %(kid)s)",
+        "price_amount",
+    ),
+    ProductSort.NAME: ("name, id", "(name, id) > (%(k)s, %(kid)s)", "name"),
 }
 
 
@@ -55,7 +61,7 @@ def product_from_row(row: Any) -> Product:
 def _params(p: Product) -> dict[str, Any]:
     return {
         "id": p.id,
-        "t": p.tenant_id,
+        "tenant_id": p.tenant_id,
         "seller_id": p.seller_id,
         "sku": p.sku,
         "name": p.name,
@@ -73,36 +79,36 @@ def _params(p: Product) -> dict[str, Any]:
 
 def build_search(tenant_id: UUID, q: ProductQuery) -> tuple[str, dict[str, Any]]:
     """The list query as SQL text and parameters (also used by the benchmark's ceiling)."""
-    clauses = ["tenant_id = :t", "status = 'active'"]
+    clauses = ["tenant_id = %(t)s", "status = 'active'"]
     params: dict[str, Any] = {"t": tenant_id, "limit": q.limit + 1}
     if q.text:
-        clauses.append("search @@ websearch_to_tsquery('english', :q)")
+        clauses.append("search @@ websearch_to_tsquery('english', %(q)s)")
         params["q"] = q.text
     if q.category is not None:
-        clauses.append("category = :category")
+        clauses.append("category = %(category)s")
         params["category"] = q.category
     if q.currency is not None:
-        clauses.append("currency = :currency")
+        clauses.append("currency = %(currency)s")
         params["currency"] = q.currency
     if q.min_price is not None:
-        clauses.append("price_amount >= :min_price")
+        clauses.append("price_amount >= %(min_price)s")
         params["min_price"] = q.min_price
     if q.max_price is not None:
-        clauses.append("price_amount <= :max_price")
+        clauses.append("price_amount <= %(max_price)s")
         params["max_price"] = q.max_price
     if q.in_stock is True:
         clauses.append("stock > 0")
     elif q.in_stock is False:
         clauses.append("stock = 0")
     if q.seller_id is not None:
-        clauses.append("seller_id = :seller_id")
+        clauses.append("seller_id = %(seller_id)s")
         params["seller_id"] = q.seller_id
     order, keyset, _ = _SORTS[q.sort]
     if q.after is not None:
         clauses.append(keyset)
         params["k"], params["kid"] = q.after
     where = " AND ".join(clauses)
-    sql = f"SELECT {COLUMNS} FROM products WHERE {where} ORDER BY {order} LIMIT :limit"
+    sql = f"SELECT {COLUMNS} FROM products WHERE {where} ORDER BY {order} LIMIT %(limit)s"
     return sql, params
 
 
@@ -114,60 +120,54 @@ def sort_key(product: Product, sort: ProductSort) -> object:
     return value
 
 
+_PLACEHOLDERS = ", ".join(f"%({c.strip()})s" for c in COLUMNS.split(","))
+_INSERT = f"INSERT INTO products ({COLUMNS}) VALUES ({_PLACEHOLDERS})"
+_UPDATE = (
+    "UPDATE products SET sku = %(sku)s, name = %(name)s, description = %(description)s,"
+    " category = %(category)s, price_amount = %(price_amount)s, currency = %(currency)s,"
+    " stock = %(stock)s, status = %(status)s, version = %(version)s, updated_at = %(updated_at)s"
+    " WHERE tenant_id = %(tenant_id)s AND id = %(id)s AND version = %(expected)s"
+)
+
+
 class SqlProductStore:
-    def __init__(self, conn: AsyncConnection, tenant_id: UUID) -> None:
+    def __init__(self, conn: Connection, tenant_id: UUID) -> None:
         self._conn = conn
         self._tenant_id = tenant_id
 
     async def add(self, product: Product) -> None:
         try:
-            async with self._conn.begin_nested():
-                await self._conn.execute(
-                    text(
-                        f"INSERT INTO products ({COLUMNS}) VALUES (:id, :t, :seller_id, :sku,"
-                        " :name, :description, :category, :price_amount, :currency, :stock,"
-                        " :status, :version, :created_at, :updated_at)"
-                    ),
-                    _params(product),
-                )
-        except IntegrityError as exc:
-            if "products_tenant_sku" in str(exc.orig):
+            async with self._conn.transaction():  # a savepoint: the caller's work survives
+                await self._conn.execute(_INSERT, _params(product))
+        except UniqueViolation as exc:
+            if exc.diag.constraint_name == "products_tenant_sku":
                 raise SkuTaken() from None
             raise
 
     async def get(self, product_id: UUID) -> Product | None:
-        row = (
-            await self._conn.execute(
-                text(f"SELECT {COLUMNS} FROM products WHERE tenant_id = :t AND id = :id"),
-                {"t": self._tenant_id, "id": product_id},
-            )
-        ).first()
+        cur = await self._conn.execute(
+            f"SELECT {COLUMNS} FROM products WHERE tenant_id = %s AND id = %s",
+            (self._tenant_id, product_id),
+        )
+        row = await cur.fetchone()
         return product_from_row(row) if row else None
 
     async def update(self, product: Product, expected_version: int) -> bool:
         params = _params(product)
         params["expected"] = expected_version
         try:
-            async with self._conn.begin_nested():
-                result = await self._conn.execute(
-                    text(
-                        "UPDATE products SET sku = :sku, name = :name, description = :description,"
-                        " category = :category, price_amount = :price_amount, currency = :currency,"
-                        " stock = :stock, status = :status, version = :version,"
-                        " updated_at = :updated_at"
-                        " WHERE tenant_id = :t AND id = :id AND version = :expected RETURNING id"
-                    ),
-                    params,
-                )
-                return result.first() is not None
-        except IntegrityError as exc:
-            if "products_tenant_sku" in str(exc.orig):
+            async with self._conn.transaction():
+                cur = await self._conn.execute(_UPDATE, params)
+                return cur.rowcount == 1
+        except UniqueViolation as exc:
+            if exc.diag.constraint_name == "products_tenant_sku":
                 raise SkuTaken() from None
             raise
 
     async def search(self, query: ProductQuery) -> ProductPage:
         sql, params = build_search(self._tenant_id, query)
-        rows = (await self._conn.execute(text(sql), params)).all()
+        cur = await self._conn.execute(sql, params)
+        rows = await cur.fetchall()
         items = [product_from_row(r) for r in rows[: query.limit]]
         next_position = None
         if len(rows) > query.limit and items:
@@ -179,7 +179,7 @@ class SqlProductStore:
 class SqlCatalogUnitOfWork(SqlUnitOfWork):
     products: SqlProductStore
 
-    def _bind(self, conn: AsyncConnection) -> None:
+    def _bind(self, conn: Connection) -> None:
         assert self.tenant_id is not None
         self.products = SqlProductStore(conn, self.tenant_id)
 

@@ -8,16 +8,14 @@ import random
 import time
 from datetime import UTC, datetime
 
-from sqlalchemy import text
-
 from impextech.kernel.db import Database
 
-_HIT = text(
-    "INSERT INTO rate_limit_counters (key, window_start, hits) VALUES (:key, :start, 1)"
+_HIT = (
+    "INSERT INTO rate_limit_counters (key, window_start, hits) VALUES (%s, %s, 1)"
     " ON CONFLICT (key, window_start) DO UPDATE SET hits = rate_limit_counters.hits + 1"
     " RETURNING hits"
 )
-_PRUNE = text("DELETE FROM rate_limit_counters WHERE window_start < now() - interval '1 day'")
+_PRUNE = "DELETE FROM rate_limit_counters WHERE window_start < now() - interval '1 day'"
 
 
 class PostgresRateLimiter:
@@ -30,12 +28,10 @@ class PostgresRateLimiter:
         # Keys hold addresses and emails; store a digest, not the personal data.
         digest = hashlib.sha256(key.encode()).hexdigest()
         async with self._db.transaction(None) as conn:
-            hits = (
-                await conn.execute(
-                    _HIT,
-                    {"key": digest, "start": datetime.fromtimestamp(start, UTC)},
-                )
-            ).scalar_one()
+            cur = await conn.execute(_HIT, (digest, datetime.fromtimestamp(start, UTC)))
+            row = await cur.fetchone()
+            assert row is not None
+            hits: int = row.hits
             if random.random() < 0.01:  # keep the table small without a scheduler
                 await conn.execute(_PRUNE)
         if hits > limit:

@@ -183,7 +183,8 @@ def iter_zip(path: Path, limits: Limits) -> Iterator[Item]:
                 continue
             mode = info.external_attr >> 16
             if stat.S_ISLNK(mode):
-                target = zf.read(info)[:4096].decode("utf-8", "replace")
+                with zf.open(info) as fh:
+                    target = fh.read(4096).decode("utf-8", "replace")
                 if escapes_root(posixpath.dirname(name), target):
                     yield LimitBreach("symlink-outside", name, f"-> {target}")
                 continue

@@ -198,3 +198,33 @@ def test_zip_members_are_read_without_extraction(tmp_path: Path) -> None:
         ("VET101", "pkg/package.json", 1)
     ]
     assert sorted(os.listdir(tmp_path)) == ["r.zip"]
+
+
+def test_zip_symlink_entries_are_checked_not_followed(tmp_path: Path) -> None:
+    target = tmp_path / "l.zip"
+    with zipfile.ZipFile(target, "w") as zf:
+        out = zipfile.ZipInfo("app/keys")
+        out.external_attr = 0o120777 << 16
+        zf.writestr(out, "../../../home/user/.ssh")
+        ok = zipfile.ZipInfo("app/readme")
+        ok.external_attr = 0o120777 << 16
+        zf.writestr(ok, "../README.md")
+    items = list(iter_zip(target, Limits()))
+    assert [(getattr(i, "kind", "file"), i.path) for i in items] == [
+        ("symlink-outside", "app/keys")
+    ]
+
+
+def test_tar_expanding_past_the_ratio_stops(tmp_path: Path) -> None:
+    target = tmp_path / "bomb.tar.gz"
+    with tarfile.open(target, "w:gz") as tf:
+        for n in range(3):
+            data = b"\0" * 300_000
+            info = tarfile.TarInfo(f"z{n}.bin")
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    items = list(iter_tar(target, Limits(ratio_floor_bytes=400_000, max_ratio=20)))
+    assert [(getattr(i, "kind", "file"), i.path) for i in items] == [
+        ("file", "z0.bin"),
+        ("compression-ratio", "z1.bin"),
+    ]

@@ -28,6 +28,7 @@ import tempfile
 import time
 import tomllib
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -449,6 +450,34 @@ def markdown(summary: dict[str, Any]) -> str:
             f"| {name} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | "
             f"{100 * m['fp_rate']:.1f} % | {m['fp']}/{m['fp'] + m['tn']} | {m['mb_per_s']:.2f} |"
         )
+    rows = summary.get("rows", [])
+    if rows:
+        lines += [
+            "",
+            "Flagged, per part of the corpus (vet / GuardDog label / GuardDog any rule):",
+            "",
+            "| part | repositories | vet | GuardDog (label) | GuardDog (any rule) |",
+            "|---|---|---|---|---|",
+        ]
+        parts: list[tuple[str, Callable[[dict[str, Any]], bool]]] = [
+            ("malicious", lambda r: r["label"] == 1),
+            ("npm packages", lambda r: r["group"] == "npm" and not r.get("heldout")),
+            ("PyPI sdists", lambda r: r["group"] == "pypi" and not r.get("heldout")),
+            ("scaffolds", lambda r: r["group"] == "scaffold"),
+            ("held-out npm + PyPI", lambda r: bool(r.get("heldout"))),
+        ]
+        for title, keep in parts:
+            part = [r for r in rows if keep(r)]
+            if not part:
+                continue
+            vet_n = sum(1 for r in part if r["vet_flagged"])
+            gd_rows = [r for r in part if r.get("guarddog_label") is not None]
+            gd_label = sum(1 for r in gd_rows if r["guarddog_label"] in ("suspicious", "high_risk"))
+            gd_any = sum(1 for r in gd_rows if r.get("guarddog_rules"))
+            lines.append(
+                f"| {title} | {len(part)} | {vet_n} | {gd_label}/{len(gd_rows)} | "
+                f"{gd_any}/{len(gd_rows)} |"
+            )
     if summary.get("notes"):
         lines += ["", *[f"- {n}" for n in summary["notes"]]]
     return "\n".join(lines)
@@ -467,7 +496,17 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--write-docs", action="store_true")
     parser.add_argument("--limit", type=int, default=0, help="benign packages per registry")
     parser.add_argument("--guarddog-venv", default="", help="reuse this GuardDog venv")
+    parser.add_argument(
+        "--report-only", action="store_true", help="re-render bench/results/vet.json, no scans"
+    )
     args = parser.parse_args(argv)
+    if args.report_only:
+        summary = json.loads((ROOT / "bench" / "results" / "vet.json").read_text())
+        text = markdown(summary)
+        print(text)
+        if args.write_docs:
+            write_docs(text)
+        return 0
     global WORK
     WORK = Path(tempfile.mkdtemp(prefix="vet-bench-"))
     try:

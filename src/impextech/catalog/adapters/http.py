@@ -77,14 +77,15 @@ class ProductOut(BaseModel):
 
     @classmethod
     def of(cls, p: Product) -> ProductOut:
-        return cls(
+        # The domain object is already valid: build the response without validating it again.
+        return cls.model_construct(
             id=p.id,
             seller_id=p.seller_id,
             sku=p.sku,
             name=p.name,
             description=p.description,
             category=p.category,
-            price=MoneyIO(amount=p.price.amount, currency=p.price.currency),
+            price=MoneyIO.model_construct(amount=p.price.amount, currency=p.price.currency),
             stock=p.stock,
             status=p.status,
             version=p.version,

@@ -198,6 +198,13 @@ async def test_a_preflight_from_another_origin_is_not_allowed(
     )
     assert response.status_code == 400
     assert "access-control-allow-origin" not in response.headers
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json() == {
+        "type": "https://impextech.example/problems/cors-refused",
+        "title": "CORS preflight refused",
+        "status": 400,
+        "detail": "Disallowed CORS origin",
+    }
     _assert_security_headers(response)
 
 

@@ -12,7 +12,6 @@ import anyio
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -40,7 +39,7 @@ from impextech.kernel.domain.clock import SystemClock
 from impextech.kernel.domain.errors import ImpextechError
 from impextech.kernel.web import error_response, problem_response, problem_responses
 from impextech.platform.database import head_revision
-from impextech.platform.edge import BodyGuard, HttpMetrics, RequestObserver
+from impextech.platform.edge import BodyGuard, HttpMetrics, ProblemCORSMiddleware, RequestObserver
 from impextech.platform.settings import Settings
 
 log = structlog.get_logger("impextech.app")
@@ -247,7 +246,7 @@ def create_app(settings: Settings, app_conninfo: str) -> FastAPI:
     app.add_middleware(BodyGuard, max_body_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(
-            CORSMiddleware,
+            ProblemCORSMiddleware,
             allow_origins=list(settings.cors_origins),
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "If-Match", "X-Tenant", "X-Request-ID"],

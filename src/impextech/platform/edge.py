@@ -10,7 +10,10 @@ from typing import Any
 
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from impextech.kernel.web import problem_response
@@ -196,3 +199,18 @@ def _header(scope: Scope, name: bytes) -> str | None:
         if key == name:
             return bytes(value).decode("latin-1")
     return None
+
+
+class ProblemCORSMiddleware(CORSMiddleware):
+    """Starlette's CORS handling, with a refused preflight answered as problem+json."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code != 400:
+            return response
+        detail = bytes(response.body).decode("utf-8", "replace")
+        problem = problem_response(None, 400, "cors-refused", "CORS preflight refused", detail)
+        for key, value in response.headers.items():
+            if key.lower() not in ("content-type", "content-length"):
+                problem.headers[key] = value
+        return problem

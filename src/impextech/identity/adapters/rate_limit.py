@@ -1,20 +1,28 @@
-"""Fixed-window attempt counters in PostgreSQL, shared by every web process."""
+"""Attempt counters in PostgreSQL, shared by every web process.
+
+Each key's window opens at its first attempt and lasts ``window_seconds``; the next attempt after
+that opens a new one. Unlike windows aligned to the clock, a burst cannot straddle a boundary to
+get twice the limit. Time is the database's, so every web process agrees on it.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import math
 import random
-import time
-from datetime import UTC, datetime
 
 from impextech.kernel.db import Database
 
-_HIT = (
-    "INSERT INTO rate_limit_counters (key, window_start, hits) VALUES (%s, %s, 1)"
-    " ON CONFLICT (key, window_start) DO UPDATE SET hits = rate_limit_counters.hits + 1"
-    " RETURNING hits"
-)
+_HIT = """
+INSERT INTO rate_limit_counters AS c (key, window_start, hits) VALUES (%(key)s, now(), 1)
+ON CONFLICT (key) DO UPDATE SET
+    hits = CASE WHEN c.window_start <= now() - make_interval(secs => %(window)s)
+                THEN 1 ELSE c.hits + 1 END,
+    window_start = CASE WHEN c.window_start <= now() - make_interval(secs => %(window)s)
+                        THEN now() ELSE c.window_start END
+RETURNING hits,
+    extract(epoch FROM c.window_start + make_interval(secs => %(window)s) - now()) AS remaining
+"""
 _PRUNE = "DELETE FROM rate_limit_counters WHERE window_start < now() - interval '1 day'"
 
 
@@ -23,17 +31,14 @@ class PostgresRateLimiter:
         self._db = database
 
     async def hit(self, key: str, limit: int, window_seconds: int) -> int | None:
-        now = time.time()
-        start = math.floor(now / window_seconds) * window_seconds
         # Keys hold addresses and emails; store a digest, not the personal data.
         digest = hashlib.sha256(key.encode()).hexdigest()
         async with self._db.transaction(None) as conn:
-            cur = await conn.execute(_HIT, (digest, datetime.fromtimestamp(start, UTC)))
+            cur = await conn.execute(_HIT, {"key": digest, "window": window_seconds})
             row = await cur.fetchone()
             assert row is not None
-            hits: int = row.hits
             if random.random() < 0.01:  # keep the table small without a scheduler
                 await conn.execute(_PRUNE)
-        if hits > limit:
-            return max(1, math.ceil(start + window_seconds - now))
+        if row.hits > limit:
+            return min(window_seconds, max(1, math.ceil(float(row.remaining))))
         return None

@@ -117,11 +117,11 @@ def upgrade() -> None:
 
         -- Global on purpose: keys are digests of addresses and accounts, no tenant data.
         CREATE TABLE rate_limit_counters (
-            key text NOT NULL,
+            key text PRIMARY KEY,
             window_start timestamptz NOT NULL,
-            hits integer NOT NULL,
-            PRIMARY KEY (key, window_start)
+            hits integer NOT NULL CHECK (hits >= 1)
         );
+        CREATE INDEX rate_limit_counters_age ON rate_limit_counters (window_start);
         """
     )
     for table in TENANT_OWNED:

@@ -77,7 +77,9 @@ FULL = Plan(warmup=5, closed=20, open=20, hashing=10, login=20, probe=15, probe_
 QUICK = Plan(warmup=2, closed=6, open=5, hashing=3, login=5, probe=5, probe_rate=50,
              access_log_run=False, whatif=False, rounds=1)  # fmt: skip
 # bench/api/whatif.py variants measured beside the app (suggested fixes, not in src/)
-WHATIFS = ("cached-reflection", "fixed-pool")
+LIST_WHATIFS = ("cached-reflection",)  # measured in the product-list closed loop
+LOGIN_WHATIFS = ("one-throttle-tx",)  # measured in the login block
+WHATIFS = LIST_WHATIFS + LOGIN_WHATIFS
 
 
 def log(msg: str) -> None:
@@ -505,6 +507,7 @@ def run(plan: Plan) -> dict[str, Any]:
             )
             targets["app-logged"] = logged_port
             pids["app-logged"] = servers.procs["app-logged"].pid
+        variant_ports: dict[str, int] = {}
         for variant in WHATIFS if plan.whatif else ():
             fix_port = free_port()
             fix_argv = [sys.executable, str(HERE / "whatif.py"), "--variant", variant]
@@ -519,12 +522,14 @@ def run(plan: Plan) -> dict[str, Any]:
                 results.setdefault("whatif_skipped", {})[variant] = str(exc)[-500:]
                 servers.stop(variant)
                 continue
-            targets[variant] = fix_port
+            variant_ports[variant] = fix_port
             pids[variant] = servers.procs[variant].pid
+            if variant in LIST_WHATIFS:
+                targets[variant] = fix_port
         for name, port in targets.items():
             log(f"{name}: warm-up {plan.warmup:g} s")
             closed_loop(wrk, port, LIST_PATH, plan.warmup, CONNECTIONS)
-        # Two half-length runs each, in mirrored order (ceiling, app, [fix, fix,] app, ceiling),
+        # Slices in mirrored order (ceiling, app, …, …, app, ceiling), repeated `rounds` times,
         # so a drift in the machine's background load weighs on every side alike.
         order = list(targets)
         runs: dict[str, list[dict[str, Any]]] = {name: [] for name in order}
@@ -539,7 +544,7 @@ def run(plan: Plan) -> dict[str, Any]:
         for name, parts in runs.items():
             results[f"{name}_closed"] = combine(parts)
         for name in targets:
-            if name not in ("app", "ceiling"):
+            if name not in ("app", "ceiling") and name not in LOGIN_WHATIFS:
                 servers.stop(name)
 
         rate = round(results["ceiling_closed"]["throughput_rps"] / 2)
@@ -552,28 +557,35 @@ def run(plan: Plan) -> dict[str, Any]:
 
         threads = os.cpu_count() or 1
         results["hash_threads"] = threads
-        check_login(app_port)
         script = login_script(data_dir)
-        log(f"login: warm-up {plan.warmup:g} s")
-        closed_loop(wrk, app_port, LOGIN_PATH, plan.warmup, LOGIN_CONNECTIONS, script)
-        # The raw rate is taken just before and just after the login run and averaged, for the
-        # same reason as ABBA above.
+        # Raw hashing and logins alternate in mirrored slices (raw, app, …, …, app, raw), for the
+        # same reason as above; the raw rate is the mean of its slices.
         hashes: list[tuple[float, float]] = []
-        logins: list[dict[str, Any]] = []
+        login_ports = {"app": app_port}
+        login_ports.update((v, p) for v, p in variant_ports.items() if v in LOGIN_WHATIFS)
+        for name, port in login_ports.items():
+            check_login(port)
+            log(f"login ({name}): warm-up {plan.warmup:g} s")
+            closed_loop(wrk, port, LOGIN_PATH, plan.warmup, LOGIN_CONNECTIONS, script)
+        logins: dict[str, list[dict[str, Any]]] = {name: [] for name in login_ports}
         hash_slice, login_slice = plan.hashing / (2 * plan.rounds), plan.login / (2 * plan.rounds)
-        for step in ("raw", "login", "login", "raw") * plan.rounds:
+        steps = ["raw", *login_ports]
+        for step in (steps + steps[::-1]) * plan.rounds:
             if step == "raw":
                 log(f"raw argon2id: {threads} threads for {hash_slice:g} s")
                 hashes.append(raw_hash_rate(hash_slice, threads))
             else:
-                log(f"login: closed loop {login_slice:g} s at {LOGIN_CONNECTIONS} conns")
-                logins.append(
+                log(f"login ({step}): closed loop {login_slice:g} s at {LOGIN_CONNECTIONS} conns")
+                logins[step].append(
                     closed_loop(
-                        wrk, app_port, LOGIN_PATH, login_slice, LOGIN_CONNECTIONS, script,
-                        cpu=CpuProbe(pids["app"], postmaster),
+                        wrk, login_ports[step], LOGIN_PATH, login_slice, LOGIN_CONNECTIONS, script,
+                        cpu=CpuProbe(pids[step], postmaster),
                     )
                 )  # fmt: skip
-        results["login"] = combine(logins)
+        results["login"] = combine(logins.pop("app"))
+        for variant, parts in logins.items():
+            results[f"{variant}_login"] = combine(parts)
+            servers.stop(variant)
         results["hash_rates"] = [rate for rate, _ in hashes]
         results["hash_rate"] = sum(rate for rate, _ in hashes) / len(hashes)
         results["hash_cpu_ms"] = sum(cpu for _, cpu in hashes) / len(hashes)
@@ -638,7 +650,7 @@ def table(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
          f" p99 {_f(app['p99_ms'])} ms, non-2xx {app['non_2xx']}){_cpu(app)}", "", ""),
         ("app / ceiling throughput", f"{ratio:.2f}", ">= 0.50", verdict(ratio >= 0.5)),
     ]  # fmt: skip
-    for variant in WHATIFS:
+    for variant in LIST_WHATIFS:
         if f"{variant}_closed" not in r:
             continue
         fix = r[f"{variant}_closed"]
@@ -665,6 +677,14 @@ def table(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
          f"{_f(login['throughput_rps'])} /s (p50 {_f(login['p50_ms'])} ms,"
          f" non-2xx {login['non_2xx']}){_cpu(login)}", "", ""),
         ("login / raw hash rate", f"{login_ratio:.2f}", ">= 0.85", verdict(login_ratio >= 0.85)),
+        *(
+            (f"what-if `{v}` (bench/api/whatif.py): login, closed loop, {LOGIN_CONNECTIONS} conns",
+             f"{_f(r[f'{v}_login']['throughput_rps'])} /s ="
+             f" {r[f'{v}_login']['throughput_rps'] / r['hash_rate']:.2f} of the raw hash rate"
+             f"{_cpu(r[f'{v}_login'])}", "", "")
+            for v in LOGIN_WHATIFS
+            if f"{v}_login" in r
+        ),
         (f"list p99, open loop {_f(idle['target_rps'], 0)} rps, idle",
          f"{_f(idle['p99_ms'])} ms (p50 {_f(idle['p50_ms'])}, max {_f(idle['max_ms'])})", "", ""),
         (f"list p99, open loop {_f(flood['target_rps'], 0)} rps, during a login flood",

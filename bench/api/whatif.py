@@ -1,6 +1,6 @@
 """Serve the app with a suggested fix applied to a throwaway copy of src/, to measure its effect.
 
-    python bench/api/whatif.py --variant fixed-pool     # then: like `impextech serve`
+    python bench/api/whatif.py --variant one-throttle-tx     # then: like `impextech serve`
 
 The repository is not touched: src/impextech is copied into a temporary directory, the
 variant's textual edits are applied there (each must match exactly once, so a stale variant
@@ -10,10 +10,6 @@ bench/api/run.py starts `impextech demo` first). The copy is deleted on exit.
 
 Variants:
 
-* ``fixed-pool``: the app's engine keeps all its connections: ``pool_size`` 20 and
-  ``max_overflow`` 0 instead of 10 + 10 overflow (the same 20 at most). Under load SQLAlchemy's
-  queue pool closes an overflow connection whenever ten idle ones are already queued, then opens
-  a new one for the next waiter: a PostgreSQL backend started every few dozen requests.
 
 * ``cached-reflection``: no change to src/; FastAPI's per-request inspection of each declared
   parameter's annotation (``field_annotation_is_sequence``, ``_get_param_model``,
@@ -22,7 +18,12 @@ Variants:
   that reflection for each of them on every request. This measures what a fix would buy
   (fewer declared parameters, or a FastAPI that caches it); it is not a fix to ship.
 
-(``async-deps``, measured in the first run, is now in src/: commit 1928faa.)
+* ``one-throttle-tx``: a login's two rate-limit hits (per address, per account) run in one
+  transaction instead of two, saving a pool checkout, a ``set_config`` and a commit per login.
+
+Earlier variants, now obsolete because src/ changed: ``async-deps`` (landed in 1928faa) and
+``fixed-pool`` (SQLAlchemy's pool churned overflow connections; gone with the psycopg pool of
+2960fe9).
 """
 
 from __future__ import annotations
@@ -39,11 +40,45 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "impextech"
 
 # variant -> [(file under impextech/, old text, new text)]
 VARIANTS: dict[str, list[tuple[str, str, str]]] = {
-    "fixed-pool": [
+    "one-throttle-tx": [
         (
-            "platform/app.py",
-            "make_engine(app_conninfo, pool_size=settings.db_pool_size)",
-            "make_engine(app_conninfo, pool_size=settings.db_pool_size + 10, max_overflow=0)",
+            "identity/service/auth.py",
+            """        waits = [
+            await self._limiter.hit(
+                address_key, self._policy.per_address.limit, self._policy.per_address.window_seconds
+            ),
+            await self._limiter.hit(
+                account_key, self._policy.per_account.limit, self._policy.per_account.window_seconds
+            ),
+        ]""",
+            """        waits = await self._limiter.hit_many(  # type: ignore[attr-defined]
+            [
+                (address_key, self._policy.per_address.limit,
+                 self._policy.per_address.window_seconds),
+                (account_key, self._policy.per_account.limit,
+                 self._policy.per_account.window_seconds),
+            ]
+        )""",
+        ),
+        (
+            "identity/adapters/rate_limit.py",
+            "    async def hit(self, key: str, limit: int, window_seconds: int) -> int | None:",
+            """    async def hit_many(self, hits: list[tuple[str, int, int]]) -> list[int | None]:
+        waits: list[int | None] = []
+        async with self._db.transaction(None) as conn:
+            for key, limit, window_seconds in hits:
+                digest = hashlib.sha256(key.encode()).hexdigest()
+                cur = await conn.execute(_HIT, {"key": digest, "window": window_seconds})
+                row = await cur.fetchone()
+                assert row is not None
+                waits.append(
+                    min(window_seconds, max(1, math.ceil(float(row.remaining))))
+                    if row.hits > limit
+                    else None
+                )
+        return waits
+
+    async def hit(self, key: str, limit: int, window_seconds: int) -> int | None:""",
         ),
     ],
 }

@@ -10,7 +10,6 @@ bench/api/run.py starts `impextech demo` first). The copy is deleted on exit.
 
 Variants:
 
-
 * ``cached-reflection``: no change to src/; FastAPI's per-request inspection of each declared
   parameter's annotation (``field_annotation_is_sequence``, ``_get_param_model``,
   ``_get_param_aliases``, ``_is_json_field``: pure functions of the parameter) is memoised at

@@ -148,6 +148,21 @@ def _with_etag(response: Response, product: Product) -> ProductOut:
 router = APIRouter(prefix="/api/v1/products", tags=["products"], route_class=StrictJsonRoute)
 
 
+class ProductFilters(BaseModel):
+    """The product list's query parameters, validated as one model."""
+
+    q: SingleLine | None = Field(default=None, max_length=200, description="Full-text search")
+    category: SingleLine | None = Field(default=None, max_length=80)
+    currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
+    min_price: int | None = Field(default=None, ge=0, le=MAX_AMOUNT)
+    max_price: int | None = Field(default=None, ge=0, le=MAX_AMOUNT)
+    in_stock: bool | None = None
+    seller_id: UUID | None = None
+    sort: ProductSort = ProductSort.NEWEST
+    cursor: str | None = Field(default=None, max_length=512, description="From next_cursor")
+    limit: int = Field(default=20, ge=1, le=100)
+
+
 @router.get(
     "",
     response_model=ProductPageOut,
@@ -155,30 +170,20 @@ router = APIRouter(prefix="/api/v1/products", tags=["products"], route_class=Str
     summary="Browse and search this marketplace's active products",
 )
 async def list_products(
-    tenant: StorefrontTenant,
-    web: Web,
-    q: Annotated[SingleLine | None, Query(max_length=200, description="Full-text search")] = None,
-    category: Annotated[SingleLine | None, Query(max_length=80)] = None,
-    currency: Annotated[str | None, Query(pattern=r"^[A-Z]{3}$")] = None,
-    min_price: Annotated[int | None, Query(ge=0, le=MAX_AMOUNT)] = None,
-    max_price: Annotated[int | None, Query(ge=0, le=MAX_AMOUNT)] = None,
-    in_stock: bool | None = None,
-    seller_id: UUID | None = None,
-    sort: ProductSort = ProductSort.NEWEST,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    tenant: StorefrontTenant, web: Web, filters: Annotated[ProductFilters, Query()]
 ) -> ProductPageOut:
-    if min_price is not None and max_price is not None and min_price > max_price:
+    f = filters
+    if f.min_price is not None and f.max_price is not None and f.min_price > f.max_price:
         raise InvalidInput(
             "min_price is above max_price",
             [FieldIssue(("query", "min_price"), "must not exceed max_price")],
         )
     after = None
     # The cursor is bound to the tenant and to the sort, so it cannot be replayed elsewhere.
-    shape = f"products:{sort.value}"
-    if cursor is not None:
+    shape = f"products:{f.sort.value}"
+    if f.cursor is not None:
         try:
-            after = position_from_json(sort, web.cursors.decode(cursor, tenant.id, shape))
+            after = position_from_json(f.sort, web.cursors.decode(f.cursor, tenant.id, shape))
         except ValueError:
             raise InvalidInput(
                 "the cursor is not valid here", [FieldIssue(("query", "cursor"), "invalid")]
@@ -186,22 +191,22 @@ async def list_products(
     page = await web.service.search(
         tenant.id,
         ProductQuery(
-            text=q,
-            category=category,
-            currency=currency,
-            min_price=min_price,
-            max_price=max_price,
-            in_stock=in_stock,
-            seller_id=seller_id,
-            sort=sort,
+            text=f.q,
+            category=f.category,
+            currency=f.currency,
+            min_price=f.min_price,
+            max_price=f.max_price,
+            in_stock=f.in_stock,
+            seller_id=f.seller_id,
+            sort=f.sort,
             after=after,
-            limit=limit,
+            limit=f.limit,
         ),
     )
     next_cursor = None
     if page.next_position is not None:
         next_cursor = web.cursors.encode(
-            tenant.id, shape, position_to_json(sort, page.next_position)
+            tenant.id, shape, position_to_json(f.sort, page.next_position)
         )
     return ProductPageOut(items=[ProductOut.of(p) for p in page.items], next_cursor=next_cursor)
 

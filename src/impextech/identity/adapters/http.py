@@ -13,10 +13,9 @@ from impextech.identity.adapters.web_context import (
     AnonymousTenant,
     CurrentPrincipal,
     IdentityWeb,
-    TenantHeader,
+    NamedSlug,
     client_address,
     identity_web,
-    requested_slug,
 )
 from impextech.identity.domain.model import User, UserStatus
 from impextech.identity.service.auth import TokenPair, tenant_of_refresh_token
@@ -151,15 +150,12 @@ async def login(body: LoginIn, request: Request, tenant: AnonymousTenant, web: W
     responses=problem_responses(401, body=True),
     summary="Rotate a refresh token: each one works once; reuse revokes the whole session",
 )
-async def refresh(
-    body: RefreshIn, request: Request, web: Web, x_tenant: TenantHeader = None
-) -> TokenOut:
+async def refresh(body: RefreshIn, web: Web, slug: NamedSlug) -> TokenOut:
     # Check the named marketplace before rotating: a refused request must not use up the token.
     try:
         tenant = await web.tenants.by_id(tenant_of_refresh_token(body.refresh_token))
     except UnknownTenant:
         raise InvalidToken("unknown or revoked refresh token") from None
-    slug = requested_slug(request, x_tenant, web.base_domains)
     if slug is not None and slug != tenant.slug:
         raise TenantMismatch()
     _, pair = await web.auth.refresh(body.refresh_token)

@@ -10,7 +10,9 @@ from __future__ import annotations
 import hashlib
 import math
 import random
+from collections.abc import Sequence
 
+from impextech.identity.service.ports import Attempt
 from impextech.kernel.db import Database
 
 _HIT = """
@@ -30,15 +32,22 @@ class PostgresRateLimiter:
     def __init__(self, database: Database) -> None:
         self._db = database
 
-    async def hit(self, key: str, limit: int, window_seconds: int) -> int | None:
-        # Keys hold addresses and emails; store a digest, not the personal data.
-        digest = hashlib.sha256(key.encode()).hexdigest()
+    async def hit_all(self, attempts: Sequence[Attempt]) -> int | None:
+        """Count every attempt in one transaction; the longest wait if any limit is exceeded."""
+        waits: list[int] = []
         async with self._db.transaction(None) as conn:
-            cur = await conn.execute(_HIT, {"key": digest, "window": window_seconds})
-            row = await cur.fetchone()
-            assert row is not None
+            for attempt in attempts:
+                # Keys hold addresses and emails; store a digest, not the personal data.
+                digest = hashlib.sha256(attempt.key.encode()).hexdigest()
+                cur = await conn.execute(_HIT, {"key": digest, "window": attempt.window_seconds})
+                row = await cur.fetchone()
+                assert row is not None
+                if row.hits > attempt.limit:
+                    remaining = math.ceil(float(row.remaining))
+                    waits.append(min(attempt.window_seconds, max(1, remaining)))
             if random.random() < 0.01:  # keep the table small without a scheduler
                 await conn.execute(_PRUNE)
-        if row.hits > limit:
-            return min(window_seconds, max(1, math.ceil(float(row.remaining))))
-        return None
+        return max(waits, default=None)
+
+    async def hit(self, key: str, limit: int, window_seconds: int) -> int | None:
+        return await self.hit_all([Attempt(key, limit, window_seconds)])

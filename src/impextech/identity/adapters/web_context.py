@@ -73,15 +73,29 @@ def _bind(request: Request, tenant_id: object, user_id: object | None = None) ->
         structlog.contextvars.bind_contextvars(user_id=str(user_id))
 
 
-async def _principal(
+async def named_slug(
     request: Request,
-    web: IdentityWeb,
-    credentials: HTTPAuthorizationCredentials,
-    header: str | None,
+    web: Annotated[IdentityWeb, Depends(identity_web)],
+    x_tenant: TenantHeader = None,
+) -> str | None:
+    """The marketplace the request names by header or subdomain, if any.
+
+    Declared once and shared (FastAPI caches a dependency per request), so the header is parsed
+    in one place.
+    """
+    return requested_slug(request, x_tenant, web.base_domains)
+
+
+NamedSlug = Annotated[str | None, Depends(named_slug)]
+Web = Annotated[IdentityWeb, Depends(identity_web)]
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+async def _principal(
+    request: Request, web: IdentityWeb, credentials: HTTPAuthorizationCredentials, slug: str | None
 ) -> Principal:
     principal = await web.auth.authenticate(credentials.credentials)
     tenant = await web.tenants.by_id(principal.tenant_id)
-    slug = requested_slug(request, header, web.base_domains)
     if slug is not None and slug != tenant.slug:
         raise TenantMismatch()
     _bind(request, principal.tenant_id, principal.user_id)
@@ -89,53 +103,37 @@ async def _principal(
 
 
 async def current_principal(
-    request: Request,
-    web: Annotated[IdentityWeb, Depends(identity_web)],
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    x_tenant: TenantHeader = None,
+    request: Request, web: Web, credentials: Credentials, slug: NamedSlug
 ) -> Principal:
     """The authenticated caller; 401 without a live access token."""
     if credentials is None:
         raise Unauthenticated("send an access token as 'Authorization: Bearer …'")
-    return await _principal(request, web, credentials, x_tenant)
+    return await _principal(request, web, credentials, slug)
 
 
 async def optional_principal(
-    request: Request,
-    web: Annotated[IdentityWeb, Depends(identity_web)],
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    x_tenant: TenantHeader = None,
+    request: Request, web: Web, credentials: Credentials, slug: NamedSlug
 ) -> Principal | None:
     if credentials is None:
         return None
-    return await _principal(request, web, credentials, x_tenant)
+    return await _principal(request, web, credentials, slug)
 
 
 async def storefront_tenant(
     request: Request,
-    web: Annotated[IdentityWeb, Depends(identity_web)],
+    web: Web,
     principal: Annotated[Principal | None, Depends(optional_principal)],
-    x_tenant: TenantHeader = None,
+    slug: NamedSlug,
 ) -> TenantRef:
     """The marketplace a request acts in: the token's, or else the header's or subdomain's."""
     if principal is not None:
         tenant = await web.tenants.by_id(principal.tenant_id)
         return TenantRef(tenant.id, tenant.slug)
-    slug = requested_slug(request, x_tenant, web.base_domains)
-    if slug is None:
-        raise TenantRequired()
-    tenant = await web.tenants.by_slug(slug)
-    _bind(request, tenant.id)
-    return TenantRef(tenant.id, tenant.slug)
+    return await anonymous_tenant(request, web, slug)
 
 
-async def anonymous_tenant(
-    request: Request,
-    web: Annotated[IdentityWeb, Depends(identity_web)],
-    x_tenant: TenantHeader = None,
-) -> TenantRef:
+async def anonymous_tenant(request: Request, web: Web, slug: NamedSlug) -> TenantRef:
     """For sign-up and sign-in: the tenant named by header or subdomain, never by a token."""
-    slug = requested_slug(request, x_tenant, web.base_domains)
     if slug is None:
         raise TenantRequired()
     tenant = await web.tenants.by_slug(slug)

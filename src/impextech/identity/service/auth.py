@@ -13,6 +13,7 @@ from impextech.identity.domain.model import User, UserStatus, normalise_email
 from impextech.identity.domain.passwords import check_password
 from impextech.identity.service.ports import (
     AccessTokenCodec,
+    Attempt,
     IdentityUnitOfWork,
     IdentityUnitOfWorkFactory,
     PasswordHasher,
@@ -89,17 +90,22 @@ class AuthService:
     async def _throttle(self, action: str, tenant_id: UUID, email: str, address: str) -> None:
         account_key = f"{action}:account:{tenant_id}:{email.casefold()}"
         address_key = f"{action}:address:{address}"
-        waits = [
-            await self._limiter.hit(
-                address_key, self._policy.per_address.limit, self._policy.per_address.window_seconds
-            ),
-            await self._limiter.hit(
-                account_key, self._policy.per_account.limit, self._policy.per_account.window_seconds
-            ),
-        ]
-        worst = max((w for w in waits if w is not None), default=None)
-        if worst is not None:
-            raise RateLimited(worst)
+        wait = await self._limiter.hit_all(
+            [
+                Attempt(
+                    address_key,
+                    self._policy.per_address.limit,
+                    self._policy.per_address.window_seconds,
+                ),
+                Attempt(
+                    account_key,
+                    self._policy.per_account.limit,
+                    self._policy.per_account.window_seconds,
+                ),
+            ]
+        )
+        if wait is not None:
+            raise RateLimited(wait)
 
     async def _start_session(self, uow: IdentityUnitOfWork, user: User) -> TokenPair:
         now = self._clock.now()

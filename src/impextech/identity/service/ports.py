@@ -38,9 +38,18 @@ class AccessTokenCodec(Protocol):
     def verify(self, token: str) -> AccessClaims: ...
 
 
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One attempt counted against ``key``: at most ``limit`` per ``window_seconds``."""
+
+    key: str
+    limit: int
+    window_seconds: int
+
+
 class RateLimiter(Protocol):
-    async def hit(self, key: str, limit: int, window_seconds: int) -> int | None:
-        """Count one attempt; answer None if allowed, else the seconds until the next try."""
+    async def hit_all(self, attempts: Sequence[Attempt]) -> int | None:
+        """Count each attempt; None if all are allowed, else the longest wait in seconds."""
         ...
 
 

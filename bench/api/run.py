@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from impextech.identity.adapters.argon2_hasher import owasp_argon2
+from impextech.platform.settings import Settings
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -53,7 +54,6 @@ LOGIN_EMAIL = "shopper@acme.example"
 LOGIN_PASSWORD = "impextech-demo-2026"  # noqa: S105  (the documented demo login)
 CONNECTIONS = 64
 LOGIN_CONNECTIONS = 8
-POOL_SIZE = 20  # the app's SQLAlchemy pool: IMPEXTECH_DB_POOL_SIZE 10 + max_overflow 10
 BEGIN, END = "<!-- api-bench:begin -->", "<!-- api-bench:end -->"
 VET_BEGIN = "<!-- vet:begin -->"
 
@@ -486,7 +486,10 @@ def run(plan: Plan) -> dict[str, Any]:
         servers.wait_ready("app", app_port, LIST_PATH, 120, app_log)
         conninfo = f"host={data_dir / 'pg'} dbname=impextech user=impextech_app"
         ceiling_argv = [sys.executable, str(HERE / "ceiling.py"), "--conninfo", conninfo]
-        ceiling_argv += ["--port", str(ceiling_port), "--pool-size", str(POOL_SIZE)]
+        # The ceiling gets as many connections as the app's pool may hold (the same setting).
+        pool_size = Settings.from_env(app_env(data_dir, app_port, "warning")).db_pool_size
+        results["pool_size"] = pool_size
+        ceiling_argv += ["--port", str(ceiling_port), "--pool-size", str(pool_size)]
         ceiling_argv += ["--secret-file", str(data_dir / "secret-key")]
         servers.start("ceiling", ceiling_argv, dict(os.environ), ceiling_log)
         servers.wait_ready("ceiling", ceiling_port, LIST_PATH, 60, ceiling_log)
@@ -719,7 +722,8 @@ def markdown(r: dict[str, Any], command: str, when: str) -> str:
         f" access log off (`IMPEXTECH_LOG_LEVEL=warning`) unless the row says otherwise."
         f" Closed loops: {r['tool_closed']}, {_f(r['plan']['closed'], 0)} s after a"
         f" {_f(r['plan']['warmup'], 0)} s warm-up. Open loops: `bench/api/loadgen.py`,"
-        f" latency from the scheduled send time. Response body: {r['body_bytes']} bytes.",
+        f" latency from the scheduled send time. Response body: {r['body_bytes']} bytes."
+        f" Database connections: {r.get('pool_size', '?')} for the app's pool and the ceiling's.",
         "",
         "| measurement | result | goal | verdict |",
         "|---|---|---|---|",

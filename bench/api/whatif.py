@@ -1,6 +1,6 @@
 """Serve the app with a suggested fix applied to a throwaway copy of src/, to measure its effect.
 
-    python bench/api/whatif.py --variant one-throttle-tx     # then: like `impextech serve`
+    python bench/api/whatif.py --variant cached-reflection     # then: like `impextech serve`
 
 The repository is not touched: src/impextech is copied into a temporary directory, the
 variant's textual edits are applied there (each must match exactly once, so a stale variant
@@ -17,12 +17,10 @@ Variants:
   that reflection for each of them on every request. This measures what a fix would buy
   (fewer declared parameters, or a FastAPI that caches it); it is not a fix to ship.
 
-* ``one-throttle-tx``: a login's two rate-limit hits (per address, per account) run in one
-  transaction instead of two, saving a pool checkout, a ``set_config`` and a commit per login.
-
-Earlier variants, now obsolete because src/ changed: ``async-deps`` (landed in 1928faa) and
+Earlier variants, now obsolete because src/ changed: ``async-deps`` (landed in 1928faa),
 ``fixed-pool`` (SQLAlchemy's pool churned overflow connections; gone with the psycopg pool of
-2960fe9).
+2960fe9) and ``one-throttle-tx`` (both rate-limit hits of a login in one transaction; landed in
+27f54e9).
 """
 
 from __future__ import annotations
@@ -38,49 +36,7 @@ from typing import Any
 SRC = Path(__file__).resolve().parents[2] / "src" / "impextech"
 
 # variant -> [(file under impextech/, old text, new text)]
-VARIANTS: dict[str, list[tuple[str, str, str]]] = {
-    "one-throttle-tx": [
-        (
-            "identity/service/auth.py",
-            """        waits = [
-            await self._limiter.hit(
-                address_key, self._policy.per_address.limit, self._policy.per_address.window_seconds
-            ),
-            await self._limiter.hit(
-                account_key, self._policy.per_account.limit, self._policy.per_account.window_seconds
-            ),
-        ]""",
-            """        waits = await self._limiter.hit_many(  # type: ignore[attr-defined]
-            [
-                (address_key, self._policy.per_address.limit,
-                 self._policy.per_address.window_seconds),
-                (account_key, self._policy.per_account.limit,
-                 self._policy.per_account.window_seconds),
-            ]
-        )""",
-        ),
-        (
-            "identity/adapters/rate_limit.py",
-            "    async def hit(self, key: str, limit: int, window_seconds: int) -> int | None:",
-            """    async def hit_many(self, hits: list[tuple[str, int, int]]) -> list[int | None]:
-        waits: list[int | None] = []
-        async with self._db.transaction(None) as conn:
-            for key, limit, window_seconds in hits:
-                digest = hashlib.sha256(key.encode()).hexdigest()
-                cur = await conn.execute(_HIT, {"key": digest, "window": window_seconds})
-                row = await cur.fetchone()
-                assert row is not None
-                waits.append(
-                    min(window_seconds, max(1, math.ceil(float(row.remaining))))
-                    if row.hits > limit
-                    else None
-                )
-        return waits
-
-    async def hit(self, key: str, limit: int, window_seconds: int) -> int | None:""",
-        ),
-    ],
-}
+VARIANTS: dict[str, list[tuple[str, str, str]]] = {}
 
 
 def _memo_by_identity(fn: Callable[..., Any]) -> Callable[..., Any]:

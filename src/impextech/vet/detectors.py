@@ -478,10 +478,10 @@ def encoded_strings(ctx: FileContext, rule: Rule) -> None:
         evidence = f"{ctx.evidence_at(at)[:100]} => {decoded[:80]!r}"
         if not found_url and _URLISH.search(decoded):
             found_url = True
-            ctx.tag("threat:encoded-url", ctx.line_of(at), evidence)
+            ctx.tag("threat:encoded-url", ctx.line_of(at), evidence, at)
         if not found_code and _CODEISH.search(decoded):
             found_code = True
-            ctx.tag("threat:encoded-code", ctx.line_of(at), evidence)
+            ctx.tag("threat:encoded-code", ctx.line_of(at), evidence, at)
         if found_url and found_code:
             break
     if found_url or found_code:
@@ -533,6 +533,7 @@ def make_fetch_run(ctx: FileContext, rule: Rule) -> None:
 
 
 _DOC_MAKE = re.compile(r"(?:^|[`\s$>])(?:make|just)\s+([A-Za-z0-9_.-]+)")
+_DOC_INLINE_CODE = re.compile(r"`([^`\n]{3,200})`")
 _DOC_RUN_FILE = re.compile(
     r"(?:^|[`\s$>\\/])([\w.-]+\.(?:exe|msi|bat|cmd|scr|ps1|command|app|dmg|pkg|jar|sh|bin))\b",
     re.IGNORECASE,
@@ -546,6 +547,19 @@ def doc_run_instructions(ctx: FileContext, rule: Rule) -> None:
     for m in _DOC_RUN_FILE.finditer(ctx.text):
         name = m.group(1).lower()
         ctx.tag(f"doc-run:{name}", ctx.line_of(m.start(1)), ctx.evidence_at(m.start(1)))
+    # Scripts the reader is told to run (`node setup.js`, `./install.sh`) are on the execution
+    # path as much as an install hook is.
+    in_fence = False
+    for n, text_line in enumerate(ctx.text.split("\n"), start=1):
+        if text_line.lstrip().startswith(("```", "~~~")):
+            in_fence = not in_fence
+            continue
+        commands = [m.group(1) for m in _DOC_INLINE_CODE.finditer(text_line)]
+        if in_fence or text_line.startswith("$ "):
+            commands.append(text_line.removeprefix("$ "))
+        for command in commands:
+            for ref in command_refs(command):
+                ctx.reference(ref, n, command.strip()[:200])
     first = min(
         (h for t, h in ctx.state.tags.items() if t.startswith(("doc-make:", "doc-run:"))),
         key=lambda h: h.line,

@@ -26,7 +26,15 @@ from impextech.vet.sources import (
 )
 
 MAX_HITS_PER_RULE = 3
-MAX_NEEDLE_HITS = 5000
+MAX_NEEDLE_HITS = 50_000
+LONG_SPAN = 4096
+SPAN_REACH = 1024
+# A file this large, or this minified, is a bundle of many modules: a combination counts only
+# when its signals sit within PROXIMITY characters of each other, not anywhere in the file.
+BUNDLE_BYTES = 256 * 1024
+MINIFIED_LINE = 300
+PROXIMITY = 2048
+MAX_OFFSETS = 64
 EVIDENCE_WIDTH = 160
 AUTORUN = "ctx:autorun"
 
@@ -37,6 +45,24 @@ CODE_SUFFIXES = (
 
 _RELATIVE_PATH = re.compile(r"""['"](\.{1,2}/[^'"\n]{1,200})['"]""")
 _IMPORT_BEFORE = re.compile(r"(?:require\s*\(\s*|import\s*\(\s*|\bfrom\s+|\bimport\s+)$")
+
+
+def _line_start(text: str, pos: int) -> int:
+    """Start of the line holding pos, or SPAN_REACH before pos on a very long line."""
+    lo = max(0, pos - LONG_SPAN)
+    nl = text.rfind("\n", lo, pos)
+    if nl >= 0:
+        return nl + 1
+    return 0 if lo == 0 else max(0, pos - SPAN_REACH)
+
+
+def _line_end(text: str, pos: int) -> int:
+    """End of the line holding pos (after its newline), or SPAN_REACH after pos."""
+    hi = min(len(text), pos + LONG_SPAN)
+    nl = text.find("\n", pos, hi)
+    if nl >= 0:
+        return nl + 1
+    return len(text) if hi == len(text) else min(len(text), pos + SPAN_REACH)
 
 
 def local_imports(text: str) -> list[str]:
@@ -62,6 +88,9 @@ class FileState:
     origin: str
     tags: dict[str, Hit] = field(default_factory=dict)
     imports: list[str] = field(default_factory=list)
+    # Where each tag was seen (character offsets); a tag without offsets holds file-wide.
+    offsets: dict[str, list[int]] = field(default_factory=dict)
+    bundle: bool = False
 
 
 class FileContext:
@@ -99,13 +128,26 @@ class FileContext:
             line = ("…" if lo else "") + line[lo : lo + EVIDENCE_WIDTH] + "…"
         return line.strip()
 
-    def tag(self, tag: str, line: int, evidence: str) -> None:
+    def tag(self, tag: str, line: int, evidence: str, offset: int = -1) -> None:
         self.state.tags.setdefault(tag, Hit(line, evidence))
+        if offset >= 0:
+            where = self.state.offsets.setdefault(tag, [])
+            if len(where) < MAX_OFFSETS:
+                where.append(offset)
 
-    def report(self, rule: Rule, line: int, evidence: str, message: str = "") -> None:
+    def report(
+        self, rule: Rule, line: int, evidence: str, message: str = "", offset: int = -1
+    ) -> None:
         for t in rule.tags:
-            self.tag(t, line, evidence)
+            self.tag(t, line, evidence, offset)
         self.scan.add(rule, self.src.path, line, evidence, self.src.origin, message)
+
+    @property
+    def minified(self) -> bool:
+        text = self.text
+        if self.path.endswith((".min.js", ".min.mjs", ".min.cjs")):
+            return True
+        return len(text) > 10_000 and len(text) > MINIFIED_LINE * (text.count("\n") + 1)
 
     def reference(self, target: str, line: int, evidence: str, base: str | None = None) -> None:
         """Mark a repository file as run automatically (by an install hook, a task, ...).
@@ -185,11 +227,15 @@ class Scan:
             return
         lower = ctx.lower
         ascii_only = ctx.text.isascii()
+        minified = ctx.minified
+        state.bundle = minified or len(ctx.text) > BUNDLE_BYTES
         present: dict[str, bool] = {}
         for rule in self.patterns:
             if not rule.applies_to_lower(lpath, is_doc):
                 continue
             if rule.non_ascii and ascii_only:
+                continue
+            if rule.skip_minified and minified:
                 continue
             if rule.needles:
                 for n in rule.needles:
@@ -208,10 +254,16 @@ class Scan:
 
     def _match(self, ctx: FileContext, rule: Rule) -> None:
         limit = max(rule.min_count, MAX_HITS_PER_RULE)
+        if ctx.state.bundle and rule.severity is Severity.INFO:
+            limit = max(limit, MAX_OFFSETS)
         matches: list[re.Match[str]] = []
-        windows = self._windows(ctx, rule)
-        for pattern in rule.patterns:
-            for start, end in windows:
+        cache: dict[tuple[str, ...], list[tuple[int, int]]] = {}
+        for n, pattern in enumerate(rule.patterns):
+            own = rule.pattern_needles[n] if n < len(rule.pattern_needles) else ()
+            key = own or rule.needles
+            if key not in cache:
+                cache[key] = self._windows(ctx, rule, key)
+            for start, end in cache[key]:
                 for m in pattern.finditer(ctx.text, start, end):
                     matches.append(m)
                     if len(matches) >= limit:
@@ -222,39 +274,41 @@ class Scan:
                 break
         if len(matches) < rule.min_count:
             return
-        for m in sorted(matches, key=lambda m: m.start())[:MAX_HITS_PER_RULE]:
-            ctx.report(rule, ctx.line_of(m.start()), ctx.evidence_at(m.start()))
+        ordered = sorted(matches, key=lambda m: m.start())
+        for m in ordered[:MAX_HITS_PER_RULE]:
+            ctx.report(rule, ctx.line_of(m.start()), ctx.evidence_at(m.start()), offset=m.start())
+        for m in ordered[MAX_HITS_PER_RULE:]:
+            for t in rule.tags:
+                ctx.tag(t, 0, "", m.start())
 
     @staticmethod
-    def _windows(ctx: FileContext, rule: Rule) -> list[tuple[int, int]]:
+    def _windows(ctx: FileContext, rule: Rule, needles: tuple[str, ...]) -> list[tuple[int, int]]:
         """Parts of the text worth matching: the lines around each needle, else everything.
 
         Running each pattern only near its literal needles keeps large bundles fast.
         """
         text, lower = ctx.text, ctx.lower
         whole = [(0, len(text))]
-        if not rule.needles or len(lower) != len(text):
+        if not needles or len(lower) != len(text):
             return whole
         spans: list[tuple[int, int]] = []
-        for needle in rule.needles:
+        for needle in needles:
             at = lower.find(needle)
             count = 0
             while at >= 0:
                 count += 1
                 if count > MAX_NEEDLE_HITS:
                     return whole
-                start = text.rfind("\n", 0, at) + 1
+                start = _line_start(text, at)
                 for _ in range(rule.window):
                     if start == 0:
                         break
-                    start = text.rfind("\n", 0, start - 1) + 1
-                nxt = text.find("\n", at + len(needle))
-                end = len(text) if nxt < 0 else nxt + 1
+                    start = _line_start(text, start - 1)
+                end = _line_end(text, at + len(needle))
                 for _ in range(rule.window):
                     if end >= len(text):
                         break
-                    nxt = text.find("\n", end)
-                    end = len(text) if nxt < 0 else nxt + 1
+                    end = _line_end(text, end)
                 spans.append((start, end))
                 at = lower.find(needle, end)
         if not spans:
@@ -295,7 +349,7 @@ class Scan:
         repo_combos = [r for r in self.combos if r.scope == "repo"]
         for state in self.states.values():
             if len(state.tags) >= 2:
-                self._fire(file_combos, state.tags, state.path, state.origin)
+                self._fire(file_combos, state)
         if not repo_combos:
             return
         # Repository scope: the tags of every file of one origin (branch, stash, tree) together.
@@ -342,10 +396,40 @@ class Scan:
             return None
         return [*rule.all_tags, *present]
 
-    def _fire(self, combos: list[Rule], tags: dict[str, Hit], path: str, origin: str) -> None:
+    @staticmethod
+    def _near(state: FileState, rule: Rule) -> list[str] | None:
+        """For a bundle: the combination's tags within PROXIMITY characters of each other."""
+        tags = state.tags
+        positional = [t for t in (*rule.all_tags, *rule.any_tags) if state.offsets.get(t)]
+        if not positional:
+            return Scan._satisfied(rule, tags)
+        anchor = positional[0]
+        for at in state.offsets[anchor]:
+
+            def close(tag: str, at: int = at) -> bool:
+                where = state.offsets.get(tag)
+                if tag not in tags:
+                    return False
+                if not where:
+                    return True  # file-wide, such as ctx:autorun
+                i = bisect.bisect_left(where := sorted(where), at - PROXIMITY)
+                return i < len(where) and where[i] <= at + PROXIMITY
+
+            if not all(close(t) for t in rule.all_tags):
+                continue
+            present = [t for t in rule.any_tags if close(t)]
+            if rule.any_tags and len(present) < rule.min_any:
+                continue
+            if any(t in tags for t in rule.none_tags):
+                return None
+            return [*rule.all_tags, *present]
+        return None
+
+    def _fire(self, combos: list[Rule], state: FileState) -> None:
+        tags, path, origin = state.tags, state.path, state.origin
         fired: list[tuple[Rule, list[str]]] = []
         for rule in combos:
-            used = self._satisfied(rule, tags)
+            used = self._near(state, rule) if state.bundle else self._satisfied(rule, tags)
             if used is not None:
                 fired.append((rule, used))
         if not fired:

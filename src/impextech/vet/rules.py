@@ -50,6 +50,8 @@ class Rule:
     positive: Example
     negative: Example
     patterns: tuple[re.Pattern[str], ...] = ()
+    # Per pattern, its own literal needles (empty: the rule's needles).
+    pattern_needles: tuple[tuple[str, ...], ...] = ()
     needles: tuple[str, ...] = ()
     paths: tuple[str, ...] = ()
     exclude_paths: tuple[str, ...] = ()
@@ -58,6 +60,7 @@ class Rule:
     min_count: int = 1
     window: int = 0
     non_ascii: bool = False
+    skip_minified: bool = False
     all_tags: tuple[str, ...] = ()
     any_tags: tuple[str, ...] = ()
     min_any: int = 1
@@ -161,7 +164,15 @@ def parse_rule(raw: dict[str, Any], source: str) -> Rule:
         raise RuleError(f"{where}: {exc}") from None
     flags = re.MULTILINE | (re.IGNORECASE if raw.get("ignore_case") else 0)
     try:
-        patterns = tuple(re.compile(p, flags) for p in _strs(raw, "patterns"))
+        raw_patterns = raw.get("patterns", [])
+        if isinstance(raw_patterns, str):
+            raw_patterns = [raw_patterns]
+        sources = [str(p["re"]) if isinstance(p, dict) else str(p) for p in raw_patterns]
+        pattern_needles = tuple(
+            tuple(str(n).lower() for n in p.get("needles", [])) if isinstance(p, dict) else ()
+            for p in raw_patterns
+        )
+        patterns = tuple(re.compile(p, flags) for p in sources)
     except re.error as exc:
         raise RuleError(f"{where}: bad pattern: {exc}") from None
     if kind == "pattern" and not patterns:
@@ -183,6 +194,7 @@ def parse_rule(raw: dict[str, Any], source: str) -> Rule:
         positive=_example(raw["positive"], f"{where} positive"),
         negative=_example(raw["negative"], f"{where} negative"),
         patterns=patterns,
+        pattern_needles=pattern_needles,
         needles=tuple(n.lower() for n in _strs(raw, "needles")),
         paths=paths,
         exclude_paths=exclude_paths,
@@ -193,6 +205,7 @@ def parse_rule(raw: dict[str, Any], source: str) -> Rule:
         min_count=int(raw.get("min_count", 1)),
         window=int(raw.get("window", 0)),
         non_ascii=bool(raw.get("non_ascii", False)),
+        skip_minified=bool(raw.get("skip_minified", False)),
         all_tags=_strs(raw, "all"),
         any_tags=_strs(raw, "any"),
         min_any=int(raw.get("min_any", 1)),

@@ -120,3 +120,41 @@ def test_any_input_yields_a_consistent_report(files: dict[str, bytes]) -> None:
         assert f.severity > Severity.INFO
         assert f.path in files
         assert 0 <= f.line <= files[f.path].count(b"\n") + 1
+
+
+HIDDEN_GET = 'const u = "aHR0cDovLzE5OC41MS4xMDAuOS9w";\nrequire("https").get(u);\n'
+
+
+def test_scripts_a_readme_tells_you_to_run_are_on_the_execution_path() -> None:
+    report = _scan(
+        {
+            "README.md": "Setup:\n\n```sh\nnpm ci\nnode scripts/init.js\n```\n",
+            "scripts/init.js": HIDDEN_GET,
+            "scripts/other.js": HIDDEN_GET,
+        }
+    )
+    got = sorted((f.rule_id, f.path) for f in report.findings)
+    assert got == [("VET511", "scripts/init.js"), ("VET512", "scripts/other.js")]
+
+
+def test_in_a_bundle_a_combination_needs_its_signals_close_together() -> None:
+    filler = "function f(a) { return a + 1; }\n" * 10_000
+    far = (
+        'fetch("https://api.example.invalid/x");\n'
+        + filler
+        + 'const id = "nkbihfbeogaeaoehlefnkodbefgpgknn";\n'
+    )
+    wallet = 'const id = "nkbihfbeogaeaoehlefnkodbefgpgknn";\n'
+    near = filler + 'fetch("https://api.example.invalid/x");\n' + wallet
+    assert len(far) > 256 * 1024
+    assert [f.rule_id for f in _scan({"dist/far.js": far}).findings] == []
+    assert [(f.rule_id, f.line) for f in _scan({"dist/near.js": near}).findings] == [
+        ("VET503", 10_002)
+    ]
+
+
+def test_bidi_controls_in_minified_vendor_code_are_not_trojan_source() -> None:
+    minified = "var t='\u202e';" + "a=1;" * 20_000
+    assert _scan({"vendor/x.js": minified}).findings == []
+    report = _scan({"src/x.js": "if (a != 'user\u202e') { go(); }\n"})
+    assert [f.rule_id for f in report.findings] == ["VET307"]

@@ -447,7 +447,9 @@ def machine() -> dict[str, str]:
         done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
         return done.stdout.strip()
 
-    dirty = " with uncommitted changes in src/" if git("status", "--porcelain", "src") else ""
+    # vet has nothing to do with the API: its work in progress does not make this run "dirty".
+    changed = git("status", "--porcelain", "src", ":(exclude)src/impextech/vet")
+    dirty = " with uncommitted changes in src/" if changed else ""
     return {
         "commit": (git("rev-parse", "--short", "HEAD") or "unknown") + dirty,
         "cpus": str(os.cpu_count()),
@@ -722,8 +724,9 @@ def markdown(r: dict[str, Any], command: str, when: str) -> str:
         f" the machine)."
         f" The app is `impextech demo` (one uvicorn worker, embedded PostgreSQL, demo data),"
         f" access log off (`IMPEXTECH_LOG_LEVEL=warning`) unless the row says otherwise."
-        f" Closed loops: {r['tool_closed']}, {_f(r['plan']['closed'], 0)} s after a"
-        f" {_f(r['plan']['warmup'], 0)} s warm-up. Open loops: `bench/api/loadgen.py`,"
+        f" Closed loops: {r['tool_closed']}, {_f(r['plan']['closed'], 0)} s per server in"
+        f" {2 * r['plan']['rounds']} interleaved slices after a {_f(r['plan']['warmup'], 0)} s"
+        f" warm-up. Open loops: `bench/api/loadgen.py`,"
         f" latency from the scheduled send time. Response body: {r['body_bytes']} bytes."
         f" Database connections: {r.get('pool_size', '?')} for the app's pool and the ceiling's.",
         "",

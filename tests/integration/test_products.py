@@ -7,6 +7,7 @@ import uuid
 import httpx
 import pytest
 
+from impextech.catalog.adapters.http import ProductOut, ProductPageOut
 from impextech.platform.database import Conninfos
 from tests.support.pg import snapshot
 from tests.support.world import Tenant, make_product
@@ -148,7 +149,14 @@ async def test_public_get_and_etag(
     response = await client.get(f"/api/v1/products/{tent['id']}", headers=ACME)
     assert response.status_code == 200
     assert response.headers["etag"] == '"1"'
+    assert response.headers["content-type"] == "application/json"
     assert response.json() == tent
+    # the document matches the documented schema exactly
+    assert set(response.json()) == set(ProductOut.model_fields)
+    assert ProductOut.model_validate_json(response.content).model_dump(mode="json") == tent
+    listed = await client.get("/api/v1/products?limit=2", headers=ACME)
+    page = ProductPageOut.model_validate_json(listed.content)
+    assert page.model_dump(mode="json") == listed.json()
     other = await client.get(f"/api/v1/products/{tent['id']}", headers={"X-Tenant": "globex"})
     assert other.status_code == 404
     assert _type(other) == "product-not-found"

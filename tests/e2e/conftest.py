@@ -8,20 +8,16 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
-from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from impextech.platform import database
-from tests.support.pg import APP_ROLE, OWNER_ROLE
+from tests.support.pg import APP_ROLE, scratch_database, superuser_of
 from tests.support.world import Tenant, make_tenant
 
 SECRET = "e2e-secret-key-that-is-long-enough-for-hs256-signing"
@@ -29,42 +25,12 @@ CLI = Path(sys.executable).with_name("impextech")
 STARTUP_SECONDS = 30.0
 
 
-def superuser_conninfo(owner: str) -> str:
-    """A superuser connection to the session's cluster (trust auth on the embedded one)."""
-    configured = os.environ.get("TEST_DATABASE_URL")
-    if configured:
-        return configured
-    with psycopg.connect(owner) as conn:
-        row = conn.execute(
-            "SELECT rolname FROM pg_roles WHERE rolsuper ORDER BY oid LIMIT 1"
-        ).fetchone()
-    assert row is not None
-    params = {k: v for k, v in conninfo_to_dict(owner).items() if k != "password"}
-    return make_conninfo("", **{**params, "user": str(row[0]), "dbname": "postgres"})
-
-
 @pytest.fixture(scope="session")
 def e2e_db(db: database.Conninfos) -> Iterator[database.Conninfos]:
     """A second database on the session's cluster, migrated, for the server process alone."""
-    superuser = superuser_conninfo(db.owner)
-    name = f"impextech_e2e_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(superuser, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("CREATE DATABASE {} OWNER {}").format(
-                sql.Identifier(name), sql.Identifier(OWNER_ROLE)
-            )
-        )
-    base = {k: v for k, v in conninfo_to_dict(db.owner).items() if k not in ("dbname", "user")}
-    infos = database.Conninfos(
-        owner=make_conninfo("", **{**base, "dbname": name, "user": OWNER_ROLE}),
-        app=make_conninfo("", **{**base, "dbname": name, "user": APP_ROLE}),
-    )
-    database.upgrade(infos.owner, APP_ROLE)
-    try:
+    with scratch_database(superuser_of(db.owner), "impextech_e2e") as infos:
+        database.upgrade(infos.owner, APP_ROLE)
         yield infos
-    finally:
-        with psycopg.connect(superuser, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 @pytest.fixture(scope="session")

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 
 import psycopg
 import pytest
-from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from impextech.platform import database
-from tests.support.pg import APP_ROLE, OWNER_ROLE
+from tests.support.pg import APP_ROLE, OWNER_ROLE, scratch_database, superuser_of
 
 TENANT_OWNED = {"users", "auth_sessions", "refresh_tokens", "products"}
 GLOBAL = {"tenants", "rate_limit_counters"}
@@ -22,40 +19,11 @@ CURRENT_TENANT = (
 )
 
 
-def _superuser(owner: str) -> str:
-    """A superuser connection to the session's cluster (trust auth on the embedded one)."""
-    configured = os.environ.get("TEST_DATABASE_URL")
-    if configured:
-        return configured
-    with psycopg.connect(owner) as conn:
-        row = conn.execute(
-            "SELECT rolname FROM pg_roles WHERE rolsuper ORDER BY oid LIMIT 1"
-        ).fetchone()
-    assert row is not None
-    params = {k: v for k, v in conninfo_to_dict(owner).items() if k != "password"}
-    return make_conninfo("", **{**params, "user": str(row[0]), "dbname": "postgres"})
-
-
 @pytest.fixture
 def empty_db(db: database.Conninfos) -> Iterator[database.Conninfos]:
     """A second, empty database on the session's cluster, owned by the test owner role."""
-    superuser = _superuser(db.owner)
-    name = f"impextech_migr_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(superuser, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("CREATE DATABASE {} OWNER {}").format(
-                sql.Identifier(name), sql.Identifier(OWNER_ROLE)
-            )
-        )
-    base = {k: v for k, v in conninfo_to_dict(db.owner).items() if k not in ("dbname", "user")}
-    try:
-        yield database.Conninfos(
-            owner=make_conninfo("", **{**base, "dbname": name, "user": OWNER_ROLE}),
-            app=make_conninfo("", **{**base, "dbname": name, "user": APP_ROLE}),
-        )
-    finally:
-        with psycopg.connect(superuser, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+    with scratch_database(superuser_of(db.owner), "impextech_migr") as infos:
+        yield infos
 
 
 def _tables(conn: psycopg.Connection[tuple[object, ...]]) -> set[str]:

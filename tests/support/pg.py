@@ -19,11 +19,24 @@ OWNER_ROLE = "impextech_test_owner"
 TENANT_TABLES = ("refresh_tokens", "auth_sessions", "products", "users", "tenants")
 
 
+def superuser_of(conninfo: str) -> str:
+    """A superuser connection to the same cluster (trust auth on the embedded one)."""
+    configured = os.environ.get("TEST_DATABASE_URL")
+    if configured:
+        return configured
+    with psycopg.connect(conninfo) as conn:
+        row = conn.execute(
+            "SELECT rolname FROM pg_roles WHERE rolsuper ORDER BY oid LIMIT 1"
+        ).fetchone()
+    assert row is not None
+    params = {k: v for k, v in conninfo_to_dict(conninfo).items() if k != "password"}
+    return make_conninfo("", **{**params, "user": str(row[0]), "dbname": "postgres"})
+
+
 @contextmanager
-def test_database(workdir: Path) -> Iterator[database.Conninfos]:
-    """A fresh, migrated database with an owner and an unprivileged app role; dropped after."""
-    superuser = os.environ.get("TEST_DATABASE_URL") or database.start_embedded(workdir)
-    name = f"impextech_test_{uuid.uuid4().hex[:8]}"
+def scratch_database(superuser: str, prefix: str) -> Iterator[database.Conninfos]:
+    """A new, empty database owned by the test owner role, with the app role; dropped after."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(superuser, autocommit=True) as conn:
         for role in (OWNER_ROLE, APP_ROLE):
             if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone():
@@ -47,6 +60,14 @@ def test_database(workdir: Path) -> Iterator[database.Conninfos]:
     finally:
         with psycopg.connect(superuser, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@contextmanager
+def test_database(workdir: Path) -> Iterator[database.Conninfos]:
+    """The session's database: on TEST_DATABASE_URL's server, or the embedded cluster."""
+    superuser = os.environ.get("TEST_DATABASE_URL") or database.start_embedded(workdir)
+    with scratch_database(superuser, "impextech_test") as infos:
+        yield infos
 
 
 def truncate_all(owner: str) -> None:

@@ -2,11 +2,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Protocol, Self
+from typing import Protocol
 from uuid import UUID
 
 from impextech.catalog.domain.model import Product, ProductSort
+from impextech.kernel.domain.uow import UnitOfWork
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,18 +39,9 @@ class ProductStore(Protocol):
     async def search(self, query: ProductQuery) -> ProductPage: ...
 
 
-class CatalogUnitOfWork(Protocol):
+class CatalogUnitOfWork(UnitOfWork, Protocol):
     @property
     def products(self) -> ProductStore: ...
-
-    async def __aenter__(self) -> Self: ...
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
-    async def commit(self) -> None: ...
 
 
 class CatalogUnitOfWorkFactory(Protocol):

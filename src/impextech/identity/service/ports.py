@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from types import TracebackType
-from typing import Protocol, Self
+from typing import Protocol
 from uuid import UUID
 
 from impextech.identity.domain.model import RefreshTokenRecord, Tenant, User, UserStatus
 from impextech.kernel.domain.principal import Role
+from impextech.kernel.domain.uow import UnitOfWork
 
 
 class PasswordHasher(Protocol):
@@ -97,20 +97,11 @@ class SessionStore(Protocol):
         ...
 
 
-class IdentityUnitOfWork(Protocol):
+class IdentityUnitOfWork(UnitOfWork, Protocol):
     @property
     def users(self) -> UserStore: ...
     @property
     def sessions(self) -> SessionStore: ...
-
-    async def __aenter__(self) -> Self: ...
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
-    async def commit(self) -> None: ...
 
 
 class IdentityUnitOfWorkFactory(Protocol):

@@ -7,6 +7,7 @@ from typing import Any
 from uuid import UUID
 
 from psycopg.errors import UniqueViolation
+from psycopg.rows import tuple_row
 
 from impextech.catalog.domain.model import Product, ProductSort, ProductStatus
 from impextech.catalog.service.ports import ProductPage, ProductQuery
@@ -40,21 +41,24 @@ _SORTS: dict[ProductSort, tuple[str, str, str]] = {
 }
 
 
-def product_from_row(row: Any) -> Product:
+def product_from_row(row: tuple[Any, ...]) -> Product:
+    """A product from a row of ``COLUMNS``, in that order (plain tuples: the hot list path)."""
+    (pid, tenant_id, seller_id, sku, name, description, category, amount, currency, stock,
+     status, version, created_at, updated_at) = row  # fmt: skip
     return Product(
-        id=row.id,
-        tenant_id=row.tenant_id,
-        seller_id=row.seller_id,
-        sku=row.sku,
-        name=row.name,
-        description=row.description,
-        category=row.category,
-        price=Money(row.price_amount, row.currency),
-        stock=row.stock,
-        status=ProductStatus(row.status),
-        version=row.version,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
+        id=pid,
+        tenant_id=tenant_id,
+        seller_id=seller_id,
+        sku=sku,
+        name=name,
+        description=description,
+        category=category,
+        price=Money(amount, currency),
+        stock=stock,
+        status=ProductStatus(status),
+        version=version,
+        created_at=created_at,
+        updated_at=updated_at,
     )
 
 
@@ -145,7 +149,8 @@ class SqlProductStore:
             raise
 
     async def get(self, product_id: UUID) -> Product | None:
-        cur = await self._conn.execute(
+        cur = self._conn.cursor(row_factory=tuple_row)
+        await cur.execute(
             f"SELECT {COLUMNS} FROM products WHERE tenant_id = %s AND id = %s",
             (self._tenant_id, product_id),
         )
@@ -166,7 +171,8 @@ class SqlProductStore:
 
     async def search(self, query: ProductQuery) -> ProductPage:
         sql, params = build_search(self._tenant_id, query)
-        cur = await self._conn.execute(sql, params)
+        cur = self._conn.cursor(row_factory=tuple_row)
+        await cur.execute(sql, params)
         rows = await cur.fetchall()
         items = [product_from_row(r) for r in rows[: query.limit]]
         next_position = None

@@ -83,7 +83,9 @@ class RegisterOut(BaseModel):
 
 
 class LoginIn(StrictModel):
-    email: EmailStr = Field(max_length=254)
+    # Not EmailStr: signing in only compares the address with stored ones, and full
+    # syntax validation would cost every login (including floods) for nothing.
+    email: SingleLine = Field(min_length=3, max_length=254)
     password: str = Field(min_length=1, max_length=1024)
 
 

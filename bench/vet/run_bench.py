@@ -213,45 +213,64 @@ def _safe_extract_zip(archive: Path, dest: Path) -> None:
 
 
 def _npm_tgz_name(pkg: str) -> str:
+    """The file name `npm pack` gives a package's tarball, without version and suffix."""
     return pkg.lstrip("@").replace("/", "-")
 
 
+def _npm_dir_name(pkg: str) -> str:
+    """A folder name that keeps `@scope/name` apart from an unscoped `scope-name`."""
+    return pkg.replace("/", "+")
+
+
 def fetch_npm(names: list[str], deadline: Deadline) -> list[Target]:
-    tgz_dir = CACHE / "npm-tgz"
     out_dir = WORK / "npm"
-    tgz_dir.mkdir(parents=True, exist_ok=True)
     out_dir.mkdir(parents=True, exist_ok=True)
-    have = {p.name for p in tgz_dir.glob("*.tgz")}
-    missing = [n for n in names if not any(h.startswith(_npm_tgz_name(n) + "-") for h in have)]
-    for i in range(0, len(missing), 15):
-        if deadline.left() < 60:
-            log("npm fetch stopped: time budget")
-            break
-        batch = missing[i : i + 15]
-        log(f"npm pack {len(batch)} packages")
-        try:
-            subprocess.run(
-                ["npm", "pack", "--silent", "--ignore-scripts", *batch],
-                cwd=tgz_dir,
-                capture_output=True,
-                timeout=240,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            log("npm pack batch timed out")
-    targets: list[Target] = []
-    tgzs = sorted(tgz_dir.glob("*.tgz"))
-    for name in names:
+
+    def tgz_dir(name: str) -> Path:
+        # `npm pack @scope/name` and `npm pack scope-name` write the same file name.
+        return CACHE / "npm-tgz" / ("scoped" if name.startswith("@") else "")
+
+    def tarball(name: str) -> Path | None:
         prefix = _npm_tgz_name(name) + "-"
-        match = [t for t in tgzs if t.name.startswith(prefix) and t.name[len(prefix)][:1].isdigit()]
-        if not match:
+        folder = tgz_dir(name)
+        found = sorted(
+            t
+            for t in folder.glob("*.tgz")
+            if t.name.startswith(prefix) and t.name[len(prefix)][:1].isdigit()
+        )
+        return found[-1] if found else None
+
+    for scoped in (False, True):
+        missing = [n for n in names if n.startswith("@") is scoped and tarball(n) is None]
+        folder = tgz_dir("@x/y" if scoped else "x")
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(0, len(missing), 15):
+            if deadline.left() < 60:
+                log("npm fetch stopped: time budget")
+                break
+            batch = missing[i : i + 15]
+            log(f"npm pack {len(batch)} packages")
+            try:
+                subprocess.run(
+                    ["npm", "pack", "--silent", "--ignore-scripts", *batch],
+                    cwd=folder,
+                    capture_output=True,
+                    timeout=240,
+                    check=False,
+                )
+            except subprocess.TimeoutExpired:
+                log("npm pack batch timed out")
+    targets: list[Target] = []
+    for name in names:
+        archive = tarball(name)
+        if archive is None:
             continue
-        dest = out_dir / _npm_tgz_name(name)
+        dest = out_dir / _npm_dir_name(name)
         if not dest.exists():
             tmp = out_dir / (dest.name + ".tmp")
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir()
-            _safe_extract_tar(match[-1], tmp)
+            _safe_extract_tar(archive, tmp)
             tmp.rename(dest)
         targets.append(Target(name, dest, 0, "npm", "npm"))
     return targets

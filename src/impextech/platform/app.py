@@ -27,7 +27,6 @@ from impextech.identity.adapters.argon2_hasher import Argon2PasswordHasher
 from impextech.identity.adapters.http import auth as auth_router
 from impextech.identity.adapters.http import users as users_router
 from impextech.identity.adapters.jwt_tokens import JwtAccessTokenCodec
-from impextech.identity.adapters.rate_limit import PostgresRateLimiter
 from impextech.identity.adapters.sql import SqlIdentityUnitOfWork, SqlTenantStore
 from impextech.identity.adapters.web_context import IdentityWeb
 from impextech.identity.service.auth import AuthPolicy, AuthService, RateLimit
@@ -153,7 +152,6 @@ def create_app(settings: Settings, app_conninfo: str) -> FastAPI:
         uow=lambda tenant_id: SqlIdentityUnitOfWork(database, tenant_id),
         hasher=hasher,
         tokens=JwtAccessTokenCodec(settings.secret_key, settings.access_token_seconds),
-        limiter=PostgresRateLimiter(database),
         clock=clock,
         policy=AuthPolicy(
             refresh_lifetime=timedelta(days=settings.refresh_token_days),

@@ -13,7 +13,7 @@ import random
 from collections.abc import Sequence
 
 from impextech.identity.service.ports import Attempt
-from impextech.kernel.db import Database
+from impextech.kernel.db import Connection
 
 _HIT = """
 INSERT INTO rate_limit_counters AS c (key, window_start, hits) VALUES (%(key)s, now(), 1)
@@ -28,26 +28,23 @@ RETURNING hits,
 _PRUNE = "DELETE FROM rate_limit_counters WHERE window_start < now() - interval '1 day'"
 
 
-class PostgresRateLimiter:
-    def __init__(self, database: Database) -> None:
-        self._db = database
+class SqlAttemptCounter:
+    """Counts attempts on the unit of work's connection (the table is global, not under RLS)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
 
     async def hit_all(self, attempts: Sequence[Attempt]) -> int | None:
-        """Count every attempt in one transaction; the longest wait if any limit is exceeded."""
         waits: list[int] = []
-        async with self._db.transaction(None) as conn:
-            for attempt in attempts:
-                # Keys hold addresses and emails; store a digest, not the personal data.
-                digest = hashlib.sha256(attempt.key.encode()).hexdigest()
-                cur = await conn.execute(_HIT, {"key": digest, "window": attempt.window_seconds})
-                row = await cur.fetchone()
-                assert row is not None
-                if row.hits > attempt.limit:
-                    remaining = math.ceil(float(row.remaining))
-                    waits.append(min(attempt.window_seconds, max(1, remaining)))
-            if random.random() < 0.01:  # keep the table small without a scheduler
-                await conn.execute(_PRUNE)
+        for attempt in attempts:
+            # Keys hold addresses and emails; store a digest, not the personal data.
+            digest = hashlib.sha256(attempt.key.encode()).hexdigest()
+            cur = await self._conn.execute(_HIT, {"key": digest, "window": attempt.window_seconds})
+            row = await cur.fetchone()
+            assert row is not None
+            if row.hits > attempt.limit:
+                remaining = math.ceil(float(row.remaining))
+                waits.append(min(attempt.window_seconds, max(1, remaining)))
+        if random.random() < 0.01:  # keep the table small without a scheduler
+            await self._conn.execute(_PRUNE)
         return max(waits, default=None)
-
-    async def hit(self, key: str, limit: int, window_seconds: int) -> int | None:
-        return await self.hit_all([Attempt(key, limit, window_seconds)])

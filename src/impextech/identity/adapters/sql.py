@@ -8,6 +8,7 @@ from uuid import UUID
 
 from psycopg.errors import UniqueViolation
 
+from impextech.identity.adapters.rate_limit import SqlAttemptCounter
 from impextech.identity.domain.model import (
     RefreshTokenRecord,
     Tenant,
@@ -139,11 +140,30 @@ class SqlSessionStore:
         self._conn = conn
         self._tenant_id = tenant_id
 
-    async def create_session(self, session_id: UUID, user_id: UUID, now: datetime) -> None:
+    async def start_session(
+        self,
+        session_id: UUID,
+        user_id: UUID,
+        token_hash: bytes,
+        now: datetime,
+        expires_at: datetime,
+    ) -> None:
+        # One statement, one round trip: the session and its first refresh token.
         await self._conn.execute(
-            "INSERT INTO auth_sessions (tenant_id, id, user_id, created_at)"
-            " VALUES (%s, %s, %s, %s)",
-            (self._tenant_id, session_id, user_id, now),
+            "WITH session AS ("
+            "  INSERT INTO auth_sessions (tenant_id, id, user_id, created_at)"
+            "  VALUES (%(t)s, %(sid)s, %(uid)s, %(now)s)"
+            ") INSERT INTO refresh_tokens"
+            " (tenant_id, id, session_id, user_id, token_hash, issued_at, expires_at)"
+            " VALUES (%(t)s, gen_random_uuid(), %(sid)s, %(uid)s, %(hash)s, %(now)s, %(exp)s)",
+            {
+                "t": self._tenant_id,
+                "sid": session_id,
+                "uid": user_id,
+                "hash": token_hash,
+                "now": now,
+                "exp": expires_at,
+            },
         )
 
     async def add_refresh_token(
@@ -222,11 +242,13 @@ class SqlSessionStore:
 class SqlIdentityUnitOfWork(SqlUnitOfWork):
     users: SqlUserStore
     sessions: SqlSessionStore
+    attempts: SqlAttemptCounter
 
     def _bind(self, conn: Connection) -> None:
         assert self.tenant_id is not None
         self.users = SqlUserStore(conn, self.tenant_id)
         self.sessions = SqlSessionStore(conn, self.tenant_id)
+        self.attempts = SqlAttemptCounter(conn)
 
 
 def _tenant(row: Any) -> Tenant:

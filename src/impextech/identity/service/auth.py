@@ -17,7 +17,6 @@ from impextech.identity.service.ports import (
     IdentityUnitOfWork,
     IdentityUnitOfWorkFactory,
     PasswordHasher,
-    RateLimiter,
 )
 from impextech.kernel.domain.clock import Clock
 from impextech.kernel.domain.errors import (
@@ -76,53 +75,68 @@ class AuthService:
         uow: IdentityUnitOfWorkFactory,
         hasher: PasswordHasher,
         tokens: AccessTokenCodec,
-        limiter: RateLimiter,
         clock: Clock,
         policy: AuthPolicy,
     ) -> None:
         self._uow = uow
         self._hasher = hasher
         self._tokens = tokens
-        self._limiter = limiter
         self._clock = clock
         self._policy = policy
 
-    async def _throttle(self, action: str, tenant_id: UUID, email: str, address: str) -> None:
-        account_key = f"{action}:account:{tenant_id}:{email.casefold()}"
-        address_key = f"{action}:address:{address}"
-        wait = await self._limiter.hit_all(
+    async def _throttle(
+        self, uow: IdentityUnitOfWork, action: str, tenant_id: UUID, email: str, address: str
+    ) -> None:
+        """Count the attempt; refuse it (keeping the count) when a limit is exceeded."""
+        per_address, per_account = self._policy.per_address, self._policy.per_account
+        wait = await uow.attempts.hit_all(
             [
                 Attempt(
-                    address_key,
-                    self._policy.per_address.limit,
-                    self._policy.per_address.window_seconds,
+                    f"{action}:address:{address}", per_address.limit, per_address.window_seconds
                 ),
                 Attempt(
-                    account_key,
-                    self._policy.per_account.limit,
-                    self._policy.per_account.window_seconds,
+                    f"{action}:account:{tenant_id}:{email.casefold()}",
+                    per_account.limit,
+                    per_account.window_seconds,
                 ),
             ]
         )
         if wait is not None:
+            await uow.commit()
             raise RateLimited(wait)
 
     async def _start_session(self, uow: IdentityUnitOfWork, user: User) -> TokenPair:
         now = self._clock.now()
         session_id = uuid.uuid4()
-        await uow.sessions.create_session(session_id, user.id, now)
-        return await self._issue(uow, user, session_id)
+        refresh = self._new_refresh_token(user)
+        await uow.sessions.start_session(
+            session_id,
+            user.id,
+            hash_refresh_token(refresh),
+            now,
+            now + self._policy.refresh_lifetime,
+        )
+        return self._pair(user, session_id, refresh)
 
     async def _issue(self, uow: IdentityUnitOfWork, user: User, session_id: UUID) -> TokenPair:
         now = self._clock.now()
-        refresh = f"{user.tenant_id.hex}.{secrets.token_urlsafe(32)}"
-        expires = now + self._policy.refresh_lifetime
+        refresh = self._new_refresh_token(user)
         await uow.sessions.add_refresh_token(
-            session_id, user.id, hash_refresh_token(refresh), now, expires
+            session_id,
+            user.id,
+            hash_refresh_token(refresh),
+            now,
+            now + self._policy.refresh_lifetime,
         )
-        access = self._tokens.issue(user.tenant_id, user.id, user.role, session_id)
+        return self._pair(user, session_id, refresh)
+
+    @staticmethod
+    def _new_refresh_token(user: User) -> str:
+        return f"{user.tenant_id.hex}.{secrets.token_urlsafe(32)}"
+
+    def _pair(self, user: User, session_id: UUID, refresh: str) -> TokenPair:
         return TokenPair(
-            access_token=access,
+            access_token=self._tokens.issue(user.tenant_id, user.id, user.role, session_id),
             refresh_token=refresh,
             expires_in=self._tokens.lifetime_seconds,
             refresh_expires_in=int(self._policy.refresh_lifetime.total_seconds()),
@@ -132,11 +146,13 @@ class AuthService:
         self, tenant_id: UUID, email: str, password: str, display_name: str, address: str
     ) -> tuple[User, TokenPair]:
         email = normalise_email(email)
-        await self._throttle("register", tenant_id, email, address)
-        check_password(password, email=email, display_name=display_name)
         async with self._uow(tenant_id) as uow:
-            if await uow.users.email_exists(email):
-                raise EmailTaken()
+            await self._throttle(uow, "register", tenant_id, email, address)
+            taken = await uow.users.email_exists(email)
+            await uow.commit()  # the attempt counts whatever happens next
+        check_password(password, email=email, display_name=display_name)
+        if taken:
+            raise EmailTaken()
         password_hash = await self._hasher.hash(password)
         now = self._clock.now()
         user = User(
@@ -158,9 +174,10 @@ class AuthService:
 
     async def login(self, tenant_id: UUID, email: str, password: str, address: str) -> TokenPair:
         email = normalise_email(email)
-        await self._throttle("login", tenant_id, email, address)
         async with self._uow(tenant_id) as uow:
+            await self._throttle(uow, "login", tenant_id, email, address)
             user = await uow.users.get_by_email(email)
+            await uow.commit()  # the attempt counts whatever happens next
         if user is None:
             # Same work, same answer as a wrong password: no account enumeration by timing.
             await self._hasher.burn(password)
@@ -214,9 +231,10 @@ class AuthService:
     ) -> TokenPair:
         async with self._uow(principal.tenant_id) as uow:
             user = await uow.users.get(principal.user_id)
-        if user is None:
-            raise InvalidToken("the account no longer exists")
-        await self._throttle("password", principal.tenant_id, user.email, address)
+            if user is None:
+                raise InvalidToken("the account no longer exists")
+            await self._throttle(uow, "password", principal.tenant_id, user.email, address)
+            await uow.commit()
         if not await self._hasher.verify(user.password_hash, current):
             raise InvalidCredentials("the current password is wrong")
         if new == current:

@@ -47,7 +47,9 @@ class Attempt:
     window_seconds: int
 
 
-class RateLimiter(Protocol):
+class AttemptCounter(Protocol):
+    """Sign-in, sign-up and password attempts, counted in the unit of work's transaction."""
+
     async def hit_all(self, attempts: Sequence[Attempt]) -> int | None:
         """Count each attempt; None if all are allowed, else the longest wait in seconds."""
         ...
@@ -76,7 +78,17 @@ class UserStore(Protocol):
 
 
 class SessionStore(Protocol):
-    async def create_session(self, session_id: UUID, user_id: UUID, now: datetime) -> None: ...
+    async def start_session(
+        self,
+        session_id: UUID,
+        user_id: UUID,
+        token_hash: bytes,
+        now: datetime,
+        expires_at: datetime,
+    ) -> None:
+        """Create a session together with its first refresh token."""
+        ...
+
     async def add_refresh_token(
         self,
         session_id: UUID,
@@ -102,6 +114,8 @@ class IdentityUnitOfWork(UnitOfWork, Protocol):
     def users(self) -> UserStore: ...
     @property
     def sessions(self) -> SessionStore: ...
+    @property
+    def attempts(self) -> AttemptCounter: ...
 
 
 class IdentityUnitOfWorkFactory(Protocol):

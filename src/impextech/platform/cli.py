@@ -265,9 +265,25 @@ _register_vet()
 
 def main() -> None:
     try:
-        app(standalone_mode=True)
+        result = app(standalone_mode=False)
     except (CliError, ImpextechError, SettingsError, db.DatabaseSetupError) as exc:
-        print(f"impextech: error: {exc}", file=sys.stderr)
-        sys.exit(1)
+        _fail(str(exc), 1)
+    except typer.Abort:
+        sys.exit(130)
     except KeyboardInterrupt:
         sys.exit(130)
+    except typer.TyperException as exc:
+        # Usage errors (unknown option, missing argument): one line, like every other error.
+        context = getattr(exc, "ctx", None)
+        if type(exc).__name__ == "NoArgsIsHelpError" and context is not None:
+            print(context.get_help())
+            sys.exit(0)
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        where = f" (see `{context.command_path} --help`)" if context is not None else ""
+        _fail(f"{message}{where}", getattr(exc, "exit_code", 2))
+    sys.exit(result if isinstance(result, int) else 0)
+
+
+def _fail(message: str, code: int) -> None:
+    print(f"impextech: error: {message}", file=sys.stderr)
+    sys.exit(code)

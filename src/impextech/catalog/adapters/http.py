@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import BaseModel, Field, StrictInt, StrictStr
 from pydantic_core import to_json
 
@@ -41,12 +41,10 @@ class CatalogWeb:
         self.cursors = cursors
 
 
-async def catalog_web(request: Request) -> CatalogWeb:
+def catalog_web(request: Request) -> CatalogWeb:
+    # Read directly, not as a dependency: each dependency FastAPI resolves costs every request.
     web: CatalogWeb = request.app.state.catalog
     return web
-
-
-Web = Annotated[CatalogWeb, Depends(catalog_web)]
 
 
 class MoneyIO(StrictModel):
@@ -180,8 +178,9 @@ class ProductFilters(BaseModel):
     summary="Browse and search this marketplace's active products",
 )
 async def list_products(
-    tenant: StorefrontTenant, web: Web, filters: Annotated[ProductFilters, Query()]
+    request: Request, tenant: StorefrontTenant, filters: Annotated[ProductFilters, Query()]
 ) -> Response:
+    web = catalog_web(request)
     f = filters
     if f.min_price is not None and f.max_price is not None and f.min_price > f.max_price:
         raise InvalidInput(
@@ -233,9 +232,10 @@ async def get_product(
     product_id: UUID,
     tenant: StorefrontTenant,
     viewer: OptionalPrincipal,
-    web: Web,
+    request: Request,
 ) -> Response:
-    return _product_response(await web.service.get(tenant.id, product_id, viewer))
+    product = await catalog_web(request).service.get(tenant.id, product_id, viewer)
+    return _product_response(product)
 
 
 @router.post(
@@ -245,7 +245,10 @@ async def get_product(
     responses=problem_responses(401, 403, 409, body=True),
     summary="List a new product (sellers and admins)",
 )
-async def create_product(body: ProductIn, principal: CurrentPrincipal, web: Web) -> Response:
+async def create_product(
+    request: Request, body: ProductIn, principal: CurrentPrincipal
+) -> Response:
+    web = catalog_web(request)
     product = await web.service.create(
         principal,
         NewProduct(
@@ -270,9 +273,10 @@ async def update_product(
     product_id: UUID,
     body: ProductPatch,
     principal: CurrentPrincipal,
-    web: Web,
+    request: Request,
     if_match: IfMatch = None,
 ) -> Response:
+    web = catalog_web(request)
     expected = _expected_version(if_match)
     changes = ProductChanges(
         sku=body.sku,
@@ -295,8 +299,9 @@ async def update_product(
 async def archive_product(
     product_id: UUID,
     principal: CurrentPrincipal,
-    web: Web,
+    request: Request,
     if_match: IfMatch = None,
 ) -> Response:
-    product = await web.service.archive(principal, product_id, _expected_version(if_match))
+    service = catalog_web(request).service
+    product = await service.archive(principal, product_id, _expected_version(if_match))
     return _product_response(product)

@@ -73,27 +73,28 @@ def _bind(request: Request, tenant_id: object, user_id: object | None = None) ->
         structlog.contextvars.bind_contextvars(user_id=str(user_id))
 
 
-async def named_slug(
-    request: Request,
-    web: Annotated[IdentityWeb, Depends(identity_web)],
-    x_tenant: TenantHeader = None,
-) -> str | None:
-    """The marketplace the request names by header or subdomain, if any.
+def _web(request: Request) -> IdentityWeb:
+    web: IdentityWeb = request.app.state.identity
+    return web
 
-    Declared once and shared (FastAPI caches a dependency per request), so the header is parsed
-    in one place.
-    """
-    return requested_slug(request, x_tenant, web.base_domains)
+
+# These dependencies read app.state directly rather than through another dependency: every
+# node FastAPI resolves costs time on each request, and these run on every request.
+
+
+async def named_slug(request: Request, x_tenant: TenantHeader = None) -> str | None:
+    """The marketplace the request names by header or subdomain, if any (parsed once)."""
+    return requested_slug(request, x_tenant, _web(request).base_domains)
 
 
 NamedSlug = Annotated[str | None, Depends(named_slug)]
-Web = Annotated[IdentityWeb, Depends(identity_web)]
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
 async def _principal(
-    request: Request, web: IdentityWeb, credentials: HTTPAuthorizationCredentials, slug: str | None
+    request: Request, credentials: HTTPAuthorizationCredentials, slug: str | None
 ) -> Principal:
+    web = _web(request)
     principal = await web.auth.authenticate(credentials.credentials)
     tenant = await web.tenants.by_id(principal.tenant_id)
     if slug is not None and slug != tenant.slug:
@@ -103,40 +104,39 @@ async def _principal(
 
 
 async def current_principal(
-    request: Request, web: Web, credentials: Credentials, slug: NamedSlug
+    request: Request, credentials: Credentials, slug: NamedSlug
 ) -> Principal:
     """The authenticated caller; 401 without a live access token."""
     if credentials is None:
         raise Unauthenticated("send an access token as 'Authorization: Bearer …'")
-    return await _principal(request, web, credentials, slug)
+    return await _principal(request, credentials, slug)
 
 
 async def optional_principal(
-    request: Request, web: Web, credentials: Credentials, slug: NamedSlug
+    request: Request, credentials: Credentials, slug: NamedSlug
 ) -> Principal | None:
     if credentials is None:
         return None
-    return await _principal(request, web, credentials, slug)
+    return await _principal(request, credentials, slug)
 
 
 async def storefront_tenant(
     request: Request,
-    web: Web,
     principal: Annotated[Principal | None, Depends(optional_principal)],
     slug: NamedSlug,
 ) -> TenantRef:
     """The marketplace a request acts in: the token's, or else the header's or subdomain's."""
     if principal is not None:
-        tenant = await web.tenants.by_id(principal.tenant_id)
+        tenant = await _web(request).tenants.by_id(principal.tenant_id)
         return TenantRef(tenant.id, tenant.slug)
-    return await anonymous_tenant(request, web, slug)
+    return await anonymous_tenant(request, slug)
 
 
-async def anonymous_tenant(request: Request, web: Web, slug: NamedSlug) -> TenantRef:
+async def anonymous_tenant(request: Request, slug: NamedSlug) -> TenantRef:
     """For sign-up and sign-in: the tenant named by header or subdomain, never by a token."""
     if slug is None:
         raise TenantRequired()
-    tenant = await web.tenants.by_slug(slug)
+    tenant = await _web(request).tenants.by_slug(slug)
     _bind(request, tenant.id)
     return TenantRef(tenant.id, tenant.slug)
 

@@ -58,10 +58,9 @@ class HttpMetrics:
 class RequestObserver:
     """Request id in and out, security headers, one access-log line and metrics per request."""
 
-    def __init__(self, app: ASGIApp, metrics: HttpMetrics, hsts: bool = False) -> None:
+    def __init__(self, app: ASGIApp, metrics: HttpMetrics) -> None:
         self.app = app
         self.metrics = metrics
-        self.hsts = hsts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -89,8 +88,6 @@ class RequestObserver:
                     headers.append((b"content-security-policy", csp))
                 if path.startswith("/api/") and b"cache-control" not in present:
                     headers.append((b"cache-control", b"no-store"))
-                if self.hsts:
-                    headers.append((b"strict-transport-security", b"max-age=31536000"))
                 message["headers"] = headers
             await send(message)
 

@@ -187,3 +187,19 @@ def test_create_admin_refusals_are_one_line_and_create_nothing(
     assert expected in line, line
     assert stdin.strip() not in line
     assert snapshot(server.infos.owner) == before
+
+
+def test_a_downgrade_to_an_unknown_revision_is_one_line_and_changes_nothing(
+    server: Server, tmp_path: Path
+) -> None:
+    before = snapshot(server.infos.owner)
+
+    result = _run(["db", "downgrade", "no-such-revision"], server, tmp_path)
+
+    line = _assert_one_line_error(result)
+    assert "no-such-revision" in line, line
+    with psycopg.connect(server.infos.owner) as conn:
+        row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+    assert row is not None
+    assert row[0] == "0001"
+    assert snapshot(server.infos.owner) == before

@@ -16,6 +16,7 @@ import psycopg
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
@@ -62,13 +63,12 @@ def start_embedded(data_dir: Path) -> str:
 def bootstrap_embedded(superuser: str, app_role: str) -> Conninfos:
     """Create the owner role, the app role and the database on the private cluster."""
     with psycopg.connect(superuser, autocommit=True) as conn:
-        for role, extra in ((EMBEDDED_OWNER, ""), (app_role, "")):
+        for role in (EMBEDDED_OWNER, app_role):
             exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
             if not exists:
                 conn.execute(
                     sql.SQL(
                         "CREATE ROLE {} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE"
-                        + extra
                     ).format(sql.Identifier(role))
                 )
         if not conn.execute(
@@ -147,11 +147,17 @@ def alembic_config(owner: str, app_role: str) -> Config:
 
 
 def upgrade(owner: str, app_role: str, revision: str = "head") -> None:
-    command.upgrade(alembic_config(owner, app_role), revision)
+    try:
+        command.upgrade(alembic_config(owner, app_role), revision)
+    except CommandError as exc:  # e.g. an unknown revision: nothing was applied
+        raise DatabaseSetupError(str(exc)) from None
 
 
 def downgrade(owner: str, app_role: str, revision: str) -> None:
-    command.downgrade(alembic_config(owner, app_role), revision)
+    try:
+        command.downgrade(alembic_config(owner, app_role), revision)
+    except CommandError as exc:
+        raise DatabaseSetupError(str(exc)) from None
 
 
 def head_revision() -> str:

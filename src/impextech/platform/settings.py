@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from impextech.kernel.domain.errors import ImpextechError
@@ -86,7 +86,6 @@ class Settings:
     db_pool_size: int
     log_format: str
     log_level: str
-    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def embedded(self) -> bool:

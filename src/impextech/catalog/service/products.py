@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from uuid import UUID
 
 from impextech.catalog.domain.model import Product, ProductStatus
@@ -111,8 +111,12 @@ class CatalogService:
     async def update(
         self, principal: Principal, product_id: UUID, expected_version: int, changes: ProductChanges
     ) -> Product:
-        fields = {k: v for k, v in vars_of(changes).items() if v is not None}
-        return await self._change(principal, product_id, expected_version, **fields)
+        changed = {
+            f.name: getattr(changes, f.name)
+            for f in fields(changes)
+            if getattr(changes, f.name) is not None
+        }
+        return await self._change(principal, product_id, expected_version, **changed)
 
     async def archive(
         self, principal: Principal, product_id: UUID, expected_version: int
@@ -120,7 +124,3 @@ class CatalogService:
         return await self._change(
             principal, product_id, expected_version, status=ProductStatus.ARCHIVED
         )
-
-
-def vars_of(changes: ProductChanges) -> dict[str, object]:
-    return {name: getattr(changes, name) for name in ProductChanges.__dataclass_fields__}

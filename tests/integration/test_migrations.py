@@ -11,8 +11,14 @@ import pytest
 from impextech.platform import database
 from tests.support.pg import APP_ROLE, OWNER_ROLE, scratch_database, superuser_of
 
-TENANT_OWNED = {"users", "auth_sessions", "refresh_tokens", "products"}
-GLOBAL = {"tenants", "rate_limit_counters"}
+TENANT_OWNED = {"users", "auth_sessions", "refresh_tokens", "products", "jobs"}
+QUEUE_MACHINERY = {
+    "procrastinate_jobs",
+    "procrastinate_workers",
+    "procrastinate_periodic_defers",
+    "procrastinate_events",
+}
+GLOBAL = {"tenants", "rate_limit_counters"} | QUEUE_MACHINERY
 APPLICATION_TABLES = TENANT_OWNED | GLOBAL
 CURRENT_TENANT = (
     "(tenant_id = (NULLIF(current_setting('app.tenant_id'::text, true), ''::text))::uuid)"
@@ -131,6 +137,8 @@ def _assert_at_head(infos: database.Conninfos) -> None:
         assert privileges == {
             "alembic_version": (True, False, False, False, False),
             "auth_sessions": (True, True, True, False, False),
+            "jobs": (True, True, True, False, False),
+            **dict.fromkeys(QUEUE_MACHINERY, (True, True, True, True, False)),
             "products": (True, True, True, False, False),
             "rate_limit_counters": (True, True, True, True, False),
             "refresh_tokens": (True, True, True, False, False),

@@ -44,6 +44,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("IMPEXTECH_BASE_DOMAINS", "localhost", "Comma-separated domains whose subdomains "
             "name a tenant (acme.localhost)."),
     Setting("IMPEXTECH_DB_POOL_SIZE", "10", "Database connections kept per web process."),
+    Setting("IMPEXTECH_WORKER_QUEUES", "urgent:4,default:4,bulk:2", "Queues a worker serves, "
+            "each with its own concurrency, so bulk work never takes urgent work's slots."),
+    Setting("IMPEXTECH_JOB_LEASE_SECONDS", "30", "A job whose worker sent no heartbeat for "
+            "this long (killed, frozen, cut off) is handed to another worker."),
+    Setting("IMPEXTECH_WORKER_DRAIN_SECONDS", "30", "On SIGTERM, how long running jobs may "
+            "finish before they are released back to the queue."),
     Setting("IMPEXTECH_LOG_FORMAT", "auto", "auto (JSON unless on a terminal), json or console."),
     Setting("IMPEXTECH_LOG_LEVEL", "info", "debug, info, warning or error."),
 )  # fmt: skip
@@ -84,6 +90,9 @@ class Settings:
     max_body_bytes: int
     base_domains: tuple[str, ...]
     db_pool_size: int
+    worker_queues: tuple[tuple[str, int], ...]
+    job_lease_seconds: int
+    worker_drain_seconds: int
     log_format: str
     log_level: str
 
@@ -138,9 +147,26 @@ class Settings:
                 if d.strip()
             ),
             db_pool_size=_int(env, "IMPEXTECH_DB_POOL_SIZE", 1, 200),
+            worker_queues=_queues(_get(env, "IMPEXTECH_WORKER_QUEUES")),
+            job_lease_seconds=_int(env, "IMPEXTECH_JOB_LEASE_SECONDS", 2, 3600),
+            worker_drain_seconds=_int(env, "IMPEXTECH_WORKER_DRAIN_SECONDS", 0, 3600),
             log_format=log_format,
             log_level=log_level,
         )
+
+
+def _queues(raw: str) -> tuple[tuple[str, int], ...]:
+    queues: list[tuple[str, int]] = []
+    for part in raw.split(","):
+        name, _, slots = part.strip().partition(":")
+        if not name.isidentifier() or not slots.isdigit() or not 1 <= int(slots) <= 256:
+            raise SettingsError(
+                f"IMPEXTECH_WORKER_QUEUES must look like urgent:4,bulk:2, not {raw!r}"
+            )
+        if any(name == seen for seen, _ in queues):
+            raise SettingsError(f"IMPEXTECH_WORKER_QUEUES names {name!r} twice")
+        queues.append((name, int(slots)))
+    return tuple(queues)
 
 
 def _secret(configured: str, data_dir: Path) -> bytes:

@@ -16,6 +16,7 @@ from rich.table import Table
 
 from impextech.kernel.db import Database
 from impextech.kernel.domain.errors import ImpextechError
+from impextech.platform import audit_cli
 from impextech.platform import database as db
 from impextech.platform.settings import Settings, SettingsError
 
@@ -261,6 +262,7 @@ def _register_vet() -> None:
 
 
 _register_vet()
+audit_cli.register(app)
 
 
 def main() -> None:

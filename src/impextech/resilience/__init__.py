@@ -1,0 +1,1 @@
+"""Resilience: timeouts, retries and circuit breakers around outside calls."""

@@ -1,0 +1,19 @@
+"""The resilience context's public facade: breakers other contexts wrap their outside calls in."""
+
+from impextech.resilience.domain.breaker import (
+    BreakerPolicy,
+    BreakerSnapshot,
+    BreakerState,
+    CircuitBreaker,
+    CircuitOpen,
+    Ticket,
+)
+
+__all__ = [
+    "BreakerPolicy",
+    "BreakerSnapshot",
+    "BreakerState",
+    "CircuitBreaker",
+    "CircuitOpen",
+    "Ticket",
+]

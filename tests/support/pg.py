@@ -16,7 +16,13 @@ from impextech.platform import database
 
 APP_ROLE = "impextech_app"
 OWNER_ROLE = "impextech_test_owner"
-TENANT_TABLES = ("refresh_tokens", "auth_sessions", "products", "users", "tenants")
+TENANT_TABLES = ("jobs", "refresh_tokens", "auth_sessions", "products", "users", "tenants")
+QUEUE_TABLES = (
+    "procrastinate_events",
+    "procrastinate_periodic_defers",
+    "procrastinate_jobs",
+    "procrastinate_workers",
+)
 
 
 def superuser_of(conninfo: str) -> str:
@@ -72,7 +78,8 @@ def test_database(workdir: Path) -> Iterator[database.Conninfos]:
 
 def truncate_all(owner: str) -> None:
     with psycopg.connect(owner, autocommit=True) as conn:
-        conn.execute(f"TRUNCATE {', '.join(TENANT_TABLES)}, rate_limit_counters CASCADE")
+        tables = ", ".join((*TENANT_TABLES, *QUEUE_TABLES, "rate_limit_counters"))
+        conn.execute(f"TRUNCATE {tables} CASCADE")
 
 
 def snapshot(owner: str) -> dict[str, list[tuple[object, ...]]]:

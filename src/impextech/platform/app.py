@@ -32,6 +32,7 @@ from impextech.identity.adapters.web_context import IdentityWeb
 from impextech.identity.service.auth import AuthPolicy, AuthService, RateLimit
 from impextech.identity.service.tenants import TenantDirectory
 from impextech.identity.service.users import UserService
+from impextech.jobs.api import JobsService, JobsWeb, QueueGauges, SqlJobsUnitOfWork, jobs_router
 from impextech.kernel.cursors import CursorCodec
 from impextech.kernel.db import Database
 from impextech.kernel.domain.clock import SystemClock
@@ -39,6 +40,7 @@ from impextech.kernel.domain.errors import ImpextechError
 from impextech.kernel.web import error_response, problem_response, problem_responses
 from impextech.platform.database import head_revision
 from impextech.platform.edge import BodyGuard, HttpMetrics, ProblemCORSMiddleware, RequestObserver
+from impextech.platform.jobs import make_queue
 from impextech.platform.settings import Settings
 
 log = structlog.get_logger("impextech.app")
@@ -189,12 +191,21 @@ def create_app(settings: Settings, app_conninfo: str) -> FastAPI:
     app.state.catalog = CatalogWeb(
         CatalogService(lambda tenant_id: SqlCatalogUnitOfWork(database, tenant_id), clock), cursors
     )
+    queue = make_queue(settings, app_conninfo)
+    app.state.jobs = JobsWeb(
+        JobsService(lambda tenant_id: SqlJobsUnitOfWork(database, tenant_id, queue), clock),
+        cursors,
+    )
+    app.state.job_queue = queue
     app.state.database = database
     registry = CollectorRegistry()
+    app.state.metrics_registry = registry
+    queue_gauges = QueueGauges(database, registry)
     install_problem_handlers(app)
     app.include_router(auth_router)
     app.include_router(users_router)
     app.include_router(products_router)
+    app.include_router(jobs_router)
 
     @app.get(
         "/healthz",
@@ -238,6 +249,11 @@ def create_app(settings: Settings, app_conninfo: str) -> FastAPI:
         responses=problem_responses(inputs=False),
     )
     async def metrics() -> Response:
+        try:
+            with anyio.fail_after(2):
+                await queue_gauges.refresh()
+        except Exception as exc:  # the HTTP metrics still help when the database does not
+            log.warning("job gauges not refreshed", error=str(exc))
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     install_docs(app)

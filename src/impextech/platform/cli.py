@@ -16,7 +16,7 @@ from rich.table import Table
 
 from impextech.kernel.db import Database
 from impextech.kernel.domain.errors import ImpextechError
-from impextech.platform import audit_cli
+from impextech.platform import audit_cli, jobs_cli
 from impextech.platform import database as db
 from impextech.platform.settings import Settings, SettingsError
 
@@ -189,13 +189,17 @@ def users_create_admin(
     _run(create)
 
 
-def _serve(settings: Settings, app_conninfo: str, host: str, port: int) -> None:
+def _serve(
+    settings: Settings, app_conninfo: str, host: str, port: int, *, with_worker: bool = False
+) -> None:
     import uvicorn
 
     from impextech.platform.app import create_app
+    from impextech.platform.jobs import make_worker
 
+    web = create_app(settings, app_conninfo)
     config = uvicorn.Config(
-        create_app(settings, app_conninfo),
+        web,
         host=host,
         port=port,
         log_config=None,
@@ -203,7 +207,25 @@ def _serve(settings: Settings, app_conninfo: str, host: str, port: int) -> None:
         server_header=False,
         proxy_headers=True,
     )
-    uvicorn.Server(config).run()
+    server = uvicorn.Server(config)
+    if not with_worker:
+        server.run()
+        return
+
+    async def both() -> None:
+        # One process for the demo: the worker shares the web app's metrics registry.
+        worker, database = make_worker(
+            settings, app_conninfo, web.state.metrics_registry, name="demo-worker"
+        )
+        running = asyncio.create_task(worker.run(install_signal_handlers=False))
+        try:
+            await server.serve()
+        finally:
+            worker.stop()
+            await running
+            await database.dispose()
+
+    asyncio.run(both())
 
 
 @app.command("serve")
@@ -251,8 +273,9 @@ def demo(
     out.print(f"API docs:    {base}/docs")
     out.print(f"Storefront:  curl -H 'X-Tenant: acme' {base}/api/v1/products")
     out.print(f"Health:      {base}/healthz  {base}/readyz  {base}/metrics")
+    out.print(f"Jobs:        a worker runs in this process ({base}/console/jobs)")
     out.print("Press Ctrl+C to stop.")
-    _serve(settings, infos.app, bind_host, bind_port)
+    _serve(settings, infos.app, bind_host, bind_port, with_worker=True)
 
 
 def _register_vet() -> None:
@@ -262,6 +285,7 @@ def _register_vet() -> None:
 
 
 _register_vet()
+jobs_cli.register(app)
 audit_cli.register(app)
 
 

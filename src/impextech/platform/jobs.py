@@ -1,0 +1,65 @@
+"""The composition of the job runtime: every job kind the platform knows, and its handler.
+
+The web process needs the kinds (to enqueue them); worker processes also need the handlers.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry
+
+from impextech.jobs.api import (
+    Handler,
+    JobContext,
+    JobCounters,
+    JobKind,
+    JobRuntime,
+    JsonObject,
+    ProcrastinateQueue,
+    WorkerProcess,
+)
+from impextech.kernel.db import Database
+from impextech.platform.settings import Settings
+
+# A job that does nothing: the worker's own health probe and the throughput benchmark's load.
+NOOP = JobKind("platform.noop", queue="default", max_attempts=1, timeout_seconds=5)
+
+
+async def noop(ctx: JobContext) -> JsonObject | None:
+    return None
+
+
+def job_kinds() -> tuple[JobKind, ...]:
+    return (NOOP,)
+
+
+def make_queue(settings: Settings, app_conninfo: str) -> ProcrastinateQueue:
+    return ProcrastinateQueue(app_conninfo, job_kinds(), pool_size=settings.db_pool_size)
+
+
+def handlers(settings: Settings, database: Database) -> dict[JobKind, Handler]:
+    return {NOOP: noop}
+
+
+def make_worker(
+    settings: Settings,
+    app_conninfo: str,
+    registry: CollectorRegistry,
+    *,
+    name: str = "worker",
+) -> tuple[WorkerProcess, Database]:
+    """A worker process's parts; the caller disposes of the database when it stops."""
+    database = Database.connect(app_conninfo, size=settings.db_pool_size)
+    runtime = JobRuntime(
+        database,
+        make_queue(settings, app_conninfo),
+        handlers(settings, database),
+        counters=JobCounters(registry),
+    )
+    worker = WorkerProcess(
+        runtime,
+        settings.worker_queues,
+        lease_seconds=settings.job_lease_seconds,
+        drain_seconds=settings.worker_drain_seconds,
+        name=name,
+    )
+    return worker, database

@@ -19,6 +19,7 @@ from impextech.kernel.domain.errors import ImpextechError
 from impextech.platform import audit_cli, jobs_cli
 from impextech.platform import database as db
 from impextech.platform.settings import Settings, SettingsError
+from impextech.sandbox import cli as sandbox_cli
 
 T = TypeVar("T")
 
@@ -287,6 +288,7 @@ def _register_vet() -> None:
 _register_vet()
 jobs_cli.register(app)
 audit_cli.register(app)
+sandbox_cli.register(app)
 
 
 def main() -> None:

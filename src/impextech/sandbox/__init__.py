@@ -1,1 +1,1 @@
-"""Sandbox partners: small local servers that play outside services for tests, demos and benchmarks."""
+"""Sandbox partners: small local servers playing outside services for tests and benchmarks."""

@@ -6,6 +6,7 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from impextech.kernel.domain.errors import ImpextechError
 
@@ -50,6 +51,14 @@ SETTINGS: tuple[Setting, ...] = (
             "this long (killed, frozen, cut off) is handed to another worker."),
     Setting("IMPEXTECH_WORKER_DRAIN_SECONDS", "30", "On SIGTERM, how long running jobs may "
             "finish before they are released back to the queue."),
+    Setting("IMPEXTECH_ERP_URL", "", "Base URL of the tenants' ERP (e.g. http://127.0.0.1:8100 "
+            "for `impextech sandbox erp`). Empty: no ERP, and the ERP sync is a recorded no-op."),
+    Setting("IMPEXTECH_ERP_TIMEOUT", "5", "Longest one ERP call may take, in seconds (connect "
+            "at most 3 of them); a slower call counts as a failure."),
+    Setting("IMPEXTECH_ERP_BREAKER_FAILURES", "5", "Consecutive ERP failures that open the "
+            "circuit breaker; ERP jobs then wait instead of calling."),
+    Setting("IMPEXTECH_ERP_BREAKER_COOL_DOWN", "30", "Seconds the ERP breaker stays open before "
+            "one probe call may try the ERP again."),
     Setting("IMPEXTECH_LOG_FORMAT", "auto", "auto (JSON unless on a terminal), json or console."),
     Setting("IMPEXTECH_LOG_LEVEL", "info", "debug, info, warning or error."),
 )  # fmt: skip
@@ -93,6 +102,10 @@ class Settings:
     worker_queues: tuple[tuple[str, int], ...]
     job_lease_seconds: int
     worker_drain_seconds: int
+    erp_url: str | None
+    erp_timeout: float
+    erp_breaker_failures: int
+    erp_breaker_cool_down: float
     log_format: str
     log_level: str
 
@@ -150,9 +163,36 @@ class Settings:
             worker_queues=_queues(_get(env, "IMPEXTECH_WORKER_QUEUES")),
             job_lease_seconds=_int(env, "IMPEXTECH_JOB_LEASE_SECONDS", 2, 3600),
             worker_drain_seconds=_int(env, "IMPEXTECH_WORKER_DRAIN_SECONDS", 0, 3600),
+            erp_url=_erp_url(_get(env, "IMPEXTECH_ERP_URL")),
+            erp_timeout=_float(env, "IMPEXTECH_ERP_TIMEOUT", 0.1, 25.0),
+            erp_breaker_failures=_int(env, "IMPEXTECH_ERP_BREAKER_FAILURES", 1, 1000),
+            erp_breaker_cool_down=_float(env, "IMPEXTECH_ERP_BREAKER_COOL_DOWN", 0.1, 3600.0),
             log_format=log_format,
             log_level=log_level,
         )
+
+
+def _float(env: dict[str, str], name: str, low: float, high: float) -> float:
+    raw = _get(env, name)
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number of seconds, not {raw!r}") from None
+    if not low <= value <= high:  # also refuses NaN
+        raise SettingsError(f"{name} must be between {low:g} and {high:g}, not {raw}")
+    return value
+
+
+def _erp_url(raw: str) -> str | None:
+    if not raw:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise SettingsError(
+            "IMPEXTECH_ERP_URL must be an http(s) base URL such as http://127.0.0.1:8100,"
+            f" not {raw!r}"
+        )
+    return raw.rstrip("/")
 
 
 def _queues(raw: str) -> tuple[tuple[str, int], ...]:

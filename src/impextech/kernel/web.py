@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
-import unicodedata
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
@@ -14,39 +12,13 @@ from fastapi.routing import APIRoute
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from impextech.kernel.domain.errors import FieldIssue, ImpextechError, InvalidInput
+from impextech.kernel.domain.text import multi_line, single_line
 
 PROBLEM_BASE = "https://impextech.example/problems/"
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
-# C0/C1 controls, DEL, lone surrogates, and the Unicode "noncharacters"; PostgreSQL cannot
-# store NUL at all, and the rest only ever arrive by accident or by attack.
-_FORBIDDEN_SINGLE_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff]")
-_FORBIDDEN_MULTI_LINE = re.compile(
-    r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]"
-)
-# Bidirectional overrides let a name display as something it is not.
-_BIDI_CONTROLS = re.compile(r"[\u202a-\u202e\u2066-\u2069]")
-
-
-def _clean(value: str, pattern: re.Pattern[str]) -> str:
-    if pattern.search(value) or _BIDI_CONTROLS.search(value):
-        raise ValueError("contains control, surrogate or bidirectional-override characters")
-    return unicodedata.normalize("NFC", value)
-
-
-def _single_line(value: str) -> str:
-    value = _clean(value, _FORBIDDEN_SINGLE_LINE).strip()
-    if not value:
-        raise ValueError("must not be blank")
-    return value
-
-
-def _multi_line(value: str) -> str:
-    return _clean(value, _FORBIDDEN_MULTI_LINE)
-
-
-SingleLine = Annotated[str, AfterValidator(_single_line)]
-MultiLine = Annotated[str, AfterValidator(_multi_line)]
+SingleLine = Annotated[str, AfterValidator(single_line)]
+MultiLine = Annotated[str, AfterValidator(multi_line)]
 
 
 class StrictModel(BaseModel):

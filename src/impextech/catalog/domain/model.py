@@ -43,6 +43,24 @@ def validate_stock(stock: int) -> int:
     return stock
 
 
+def validate_name(name: str) -> str:
+    if not name or len(name) > 200:
+        raise _invalid("name", "1-200 characters")
+    return name
+
+
+def validate_description(description: str) -> str:
+    if len(description) > 10_000:
+        raise _invalid("description", "at most 10000 characters")
+    return description
+
+
+def validate_category(category: str) -> str:
+    if not category or len(category) > 80:
+        raise _invalid("category", "1-80 characters")
+    return category
+
+
 @dataclass(frozen=True, slots=True)
 class Product:
     id: UUID
@@ -62,12 +80,9 @@ class Product:
     def __post_init__(self) -> None:
         validate_sku(self.sku)
         validate_stock(self.stock)
-        if not self.name or len(self.name) > 200:
-            raise _invalid("name", "1-200 characters")
-        if len(self.description) > 10_000:
-            raise _invalid("description", "at most 10000 characters")
-        if not self.category or len(self.category) > 80:
-            raise _invalid("category", "1-80 characters")
+        validate_name(self.name)
+        validate_description(self.description)
+        validate_category(self.category)
 
     @property
     def etag(self) -> str:

@@ -47,7 +47,7 @@ class RecordingErpGateway:
 
 
 @pytest.fixture
-def world(clean_db: database.Conninfos) -> dict[str, Tenant]:
+def tenants(clean_db: database.Conninfos) -> dict[str, Tenant]:
     """acme and globex with their users, made directly (these tests need no web app)."""
     return {slug: make_tenant(clean_db.owner, slug) for slug in ("acme", "globex")}
 
@@ -115,9 +115,9 @@ def context(tenant: Tenant, payload: dict[str, Any]) -> JobContext:
 
 
 async def test_a_push_sends_the_current_version_once_and_records_it(
-    world: dict[str, Tenant], app_db: Database, clean_db: database.Conninfos
+    tenants: dict[str, Tenant], app_db: Database, clean_db: database.Conninfos
 ) -> None:
-    acme = world["acme"]
+    acme = tenants["acme"]
     product_id = listed(clean_db.owner, acme, "TENT-1")
     erp = RecordingErpGateway()
     assert synced_version(clean_db.owner, acme, product_id) is None
@@ -135,9 +135,9 @@ async def test_a_push_sends_the_current_version_once_and_records_it(
 
 
 async def test_updates_and_archives_are_pushed_with_their_version(
-    world: dict[str, Tenant], app_db: Database, clean_db: database.Conninfos
+    tenants: dict[str, Tenant], app_db: Database, clean_db: database.Conninfos
 ) -> None:
-    acme = world["acme"]
+    acme = tenants["acme"]
     product_id = listed(clean_db.owner, acme, "TENT-2")
     erp = RecordingErpGateway()
     await sync(app_db, erp).push_to_erp(acme.id, product_id)
@@ -155,9 +155,9 @@ async def test_updates_and_archives_are_pushed_with_their_version(
 
 
 async def test_without_an_erp_the_push_is_a_no_op(
-    world: dict[str, Tenant], app_db: Database, clean_db: database.Conninfos
+    tenants: dict[str, Tenant], app_db: Database, clean_db: database.Conninfos
 ) -> None:
-    acme = world["acme"]
+    acme = tenants["acme"]
     product_id = listed(clean_db.owner, acme, "TENT-3")
     result = await sync(app_db, None).push_to_erp(acme.id, product_id)
     assert result == PushResult(PushOutcome.NO_ERP)
@@ -167,9 +167,9 @@ async def test_without_an_erp_the_push_is_a_no_op(
 
 
 async def test_another_tenants_product_is_not_pushed(
-    world: dict[str, Tenant], app_db: Database, clean_db: database.Conninfos
+    tenants: dict[str, Tenant], app_db: Database, clean_db: database.Conninfos
 ) -> None:
-    acme, globex = world["acme"], world["globex"]
+    acme, globex = tenants["acme"], tenants["globex"]
     product_id = listed(clean_db.owner, acme, "TENT-4")
     erp = RecordingErpGateway()
     result = await sync(app_db, erp).push_to_erp(globex.id, product_id)
@@ -188,9 +188,9 @@ async def test_another_tenants_product_is_not_pushed(
     ids=["transient", "rejected", "unavailable"],
 )
 async def test_a_failed_push_records_nothing(
-    world: dict[str, Tenant], app_db: Database, clean_db: database.Conninfos, failure: Exception
+    tenants: dict[str, Tenant], app_db: Database, clean_db: database.Conninfos, failure: Exception
 ) -> None:
-    acme = world["acme"]
+    acme = tenants["acme"]
     product_id = listed(clean_db.owner, acme, "TENT-5")
     erp = RecordingErpGateway()
     erp.failure = failure
@@ -200,9 +200,9 @@ async def test_a_failed_push_records_nothing(
 
 
 async def test_the_synced_mark_never_moves_backwards(
-    world: dict[str, Tenant], app_db: Database, clean_db: database.Conninfos
+    tenants: dict[str, Tenant], app_db: Database, clean_db: database.Conninfos
 ) -> None:
-    acme = world["acme"]
+    acme = tenants["acme"]
     product_id = listed(clean_db.owner, acme, "TENT-6")
     for version in (3, 2):
         async with SqlErpSyncUnitOfWork(app_db, acme.id) as uow:
@@ -212,9 +212,9 @@ async def test_the_synced_mark_never_moves_backwards(
 
 
 async def test_the_handler_waits_for_an_open_breaker_without_spending_an_attempt(
-    world: dict[str, Tenant], app_db: Database, clean_db: database.Conninfos
+    tenants: dict[str, Tenant], app_db: Database, clean_db: database.Conninfos
 ) -> None:
-    acme = world["acme"]
+    acme = tenants["acme"]
     product_id = listed(clean_db.owner, acme, "TENT-7")
     erp = RecordingErpGateway()
     retry_at = datetime(2030, 1, 1, 0, 0, 30, tzinfo=UTC)
@@ -226,9 +226,9 @@ async def test_the_handler_waits_for_an_open_breaker_without_spending_an_attempt
 
 
 async def test_the_handler_gives_up_on_a_refused_push_and_a_bad_payload(
-    world: dict[str, Tenant], app_db: Database, clean_db: database.Conninfos
+    tenants: dict[str, Tenant], app_db: Database, clean_db: database.Conninfos
 ) -> None:
-    acme = world["acme"]
+    acme = tenants["acme"]
     product_id = listed(clean_db.owner, acme, "TENT-8")
     erp = RecordingErpGateway()
     erp.failure = ErpRejected("the ERP refused the push with 422: bad sku")
@@ -241,9 +241,9 @@ async def test_the_handler_gives_up_on_a_refused_push_and_a_bad_payload(
 
 
 async def test_the_handler_lets_a_transient_failure_be_retried(
-    world: dict[str, Tenant], app_db: Database, clean_db: database.Conninfos
+    tenants: dict[str, Tenant], app_db: Database, clean_db: database.Conninfos
 ) -> None:
-    acme = world["acme"]
+    acme = tenants["acme"]
     product_id = listed(clean_db.owner, acme, "TENT-9")
     erp = RecordingErpGateway()
     erp.failure = ErpTransientError("the ERP answered 503")
@@ -252,9 +252,9 @@ async def test_the_handler_lets_a_transient_failure_be_retried(
 
 
 async def test_through_the_sandbox_a_lost_answer_is_retried_and_applied_once(
-    world: dict[str, Tenant], app_db: Database, clean_db: database.Conninfos
+    tenants: dict[str, Tenant], app_db: Database, clean_db: database.Conninfos
 ) -> None:
-    acme = world["acme"]
+    acme = tenants["acme"]
     product_id = listed(clean_db.owner, acme, "TENT-10")
     state = ErpState(faults=Faults(drop_rate=1))
     async with serving(create_app(state)) as url:
@@ -278,9 +278,9 @@ async def test_through_the_sandbox_a_lost_answer_is_retried_and_applied_once(
 
 
 async def test_through_the_sandbox_an_open_breaker_postpones_the_job(
-    world: dict[str, Tenant], app_db: Database, clean_db: database.Conninfos
+    tenants: dict[str, Tenant], app_db: Database, clean_db: database.Conninfos
 ) -> None:
-    acme = world["acme"]
+    acme = tenants["acme"]
     product_id = listed(clean_db.owner, acme, "TENT-11")
     state = ErpState(faults=Faults(error_rate=1))
     async with serving(create_app(state)) as url:

@@ -56,13 +56,16 @@ async def running_worker(
     lease: float = 30,
     drain: float = 5,
 ) -> AsyncIterator[WorkerProcess]:
-    worker = WorkerProcess(runtime, queues, lease_seconds=lease, drain_seconds=drain)
+    worker = WorkerProcess(
+        runtime, queues, lease_seconds=lease, drain_seconds=drain, poll_seconds=0.1
+    )
     task = asyncio.create_task(worker.run(install_signal_handlers=False))
     try:
         yield worker
     finally:
         worker.stop()
         await asyncio.wait_for(task, timeout=drain + 30)
+        await runtime.database.dispose()
 
 
 def job_row(owner: str, tenant_id: UUID, job_id: UUID) -> dict[str, Any] | None:
@@ -72,16 +75,16 @@ def job_row(owner: str, tenant_id: UUID, job_id: UUID) -> dict[str, Any] | None:
 
 
 async def wait_for(
-    owner: str, tenant_id: UUID, job_id: UUID, states: set[str], timeout: float = 20
+    owner: str, tenant_id: UUID, job_id: UUID, states: set[str], within: float = 20
 ) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     row = None
     while time.monotonic() < deadline:
         row = job_row(owner, tenant_id, job_id)
         if row is not None and row["state"] in states:
             return row
         await asyncio.sleep(0.05)
-    raise AssertionError(f"job {job_id} never reached {states}; last seen {row}")
+    raise AssertionError(f"job {job_id} never reached {states} in {within} s; last seen {row}")
 
 
 def queue_job(owner: str, queue_job_id: int) -> dict[str, Any]:

@@ -2,6 +2,10 @@
 
 from impextech.catalog.adapters.erp_http import HttpErpGateway
 from impextech.catalog.adapters.erp_job import erp_push_handler, make_erp_gateway
+from impextech.catalog.adapters.erp_outbox import ERP_PUSH
+from impextech.catalog.adapters.imports_http import ImportsWeb
+from impextech.catalog.adapters.imports_http import router as imports_router
+from impextech.catalog.adapters.imports_job import PRODUCT_IMPORT, import_handler, product_imports
 from impextech.catalog.service.erp_sync import (
     ErpGateway,
     ErpRejected,
@@ -15,6 +19,8 @@ from impextech.catalog.service.ports import ProductQuery
 from impextech.catalog.service.products import CatalogService, NewProduct
 
 __all__ = [
+    "ERP_PUSH",
+    "PRODUCT_IMPORT",
     "CatalogService",
     "ErpGateway",
     "ErpRejected",
@@ -22,10 +28,14 @@ __all__ = [
     "ErpTransientError",
     "ErpUnavailable",
     "HttpErpGateway",
+    "ImportsWeb",
     "NewProduct",
     "ProductQuery",
     "PushOutcome",
     "PushResult",
     "erp_push_handler",
+    "import_handler",
+    "imports_router",
     "make_erp_gateway",
+    "product_imports",
 ]

@@ -38,6 +38,7 @@ from impextech.kernel.db import Database
 from impextech.kernel.domain.clock import SystemClock
 from impextech.kernel.domain.errors import ImpextechError
 from impextech.kernel.web import error_response, problem_response, problem_responses
+from impextech.platform.console import router as console_router
 from impextech.platform.database import head_revision
 from impextech.platform.edge import BodyGuard, HttpMetrics, ProblemCORSMiddleware, RequestObserver
 from impextech.platform.jobs import make_queue
@@ -206,6 +207,7 @@ def create_app(settings: Settings, app_conninfo: str) -> FastAPI:
     app.include_router(users_router)
     app.include_router(products_router)
     app.include_router(jobs_router)
+    app.include_router(console_router)
 
     @app.get(
         "/healthz",

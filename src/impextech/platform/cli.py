@@ -246,6 +246,7 @@ def demo(
     host: Annotated[str | None, typer.Option(help="Bind address [IMPEXTECH_HOST]")] = None,
 ) -> None:
     """Embedded database, migrations, demo data and the web server, in one command."""
+    from impextech.platform.jobs import make_queue
     from impextech.platform.seed import DEMO_PASSWORD, demo_logins, seed_demo
 
     settings = _settings()
@@ -255,7 +256,7 @@ def demo(
     async def seed() -> bool:
         owner, app_db = Database.connect(infos.owner), Database.connect(infos.app)
         try:
-            return await seed_demo(owner, app_db)
+            return await seed_demo(owner, app_db, make_queue(settings, infos.app))
         finally:
             await owner.dispose()
             await app_db.dispose()

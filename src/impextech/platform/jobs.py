@@ -7,6 +7,14 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry
 
+from impextech.catalog.api import (
+    ERP_PUSH,
+    PRODUCT_IMPORT,
+    erp_push_handler,
+    import_handler,
+    make_erp_gateway,
+    product_imports,
+)
 from impextech.jobs.api import (
     Handler,
     JobContext,
@@ -18,6 +26,7 @@ from impextech.jobs.api import (
     WorkerProcess,
 )
 from impextech.kernel.db import Database
+from impextech.kernel.domain.clock import SystemClock
 from impextech.platform.settings import Settings
 
 # A job that does nothing: the worker's own health probe and the throughput benchmark's load.
@@ -29,15 +38,28 @@ async def noop(ctx: JobContext) -> JsonObject | None:
 
 
 def job_kinds() -> tuple[JobKind, ...]:
-    return (NOOP,)
+    return (NOOP, ERP_PUSH, PRODUCT_IMPORT)
 
 
 def make_queue(settings: Settings, app_conninfo: str) -> ProcrastinateQueue:
     return ProcrastinateQueue(app_conninfo, job_kinds(), pool_size=settings.db_pool_size)
 
 
-def handlers(settings: Settings, database: Database) -> dict[JobKind, Handler]:
-    return {NOOP: noop}
+def handlers(
+    settings: Settings, database: Database, queue: ProcrastinateQueue
+) -> dict[JobKind, Handler]:
+    gateway = make_erp_gateway(
+        settings.erp_url,
+        timeout=settings.erp_timeout,
+        breaker_failures=settings.erp_breaker_failures,
+        breaker_cool_down=settings.erp_breaker_cool_down,
+    )
+    imports = product_imports(database, queue, SystemClock())  # it queues ERP pushes
+    return {
+        NOOP: noop,
+        ERP_PUSH: erp_push_handler(database, gateway),
+        PRODUCT_IMPORT: import_handler(imports),
+    }
 
 
 def make_worker(
@@ -49,10 +71,11 @@ def make_worker(
 ) -> tuple[WorkerProcess, Database]:
     """A worker process's parts; the caller disposes of the database when it stops."""
     database = Database.connect(app_conninfo, size=settings.db_pool_size)
+    queue = make_queue(settings, app_conninfo)
     runtime = JobRuntime(
         database,
-        make_queue(settings, app_conninfo),
-        handlers(settings, database),
+        queue,
+        handlers(settings, database, queue),
         counters=JobCounters(registry),
     )
     worker = WorkerProcess(

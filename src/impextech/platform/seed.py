@@ -12,6 +12,7 @@ from impextech.identity.adapters.argon2_hasher import Argon2PasswordHasher
 from impextech.identity.adapters.sql import SqlIdentityUnitOfWork, SqlTenantStore
 from impextech.identity.domain.model import User, UserStatus
 from impextech.identity.service.tenants import TenantAdmin
+from impextech.jobs.api import ProcrastinateQueue
 from impextech.kernel.db import Database
 from impextech.kernel.domain.clock import SystemClock
 from impextech.kernel.domain.money import Money
@@ -49,7 +50,12 @@ def demo_logins() -> list[DemoLogin]:
     ]
 
 
-async def seed_demo(owner_db: Database, app_db: Database, products_per_tenant: int = 50) -> bool:
+async def seed_demo(
+    owner_db: Database,
+    app_db: Database,
+    queue: ProcrastinateQueue,
+    products_per_tenant: int = 50,
+) -> bool:
     """Create the demo data once; False if it was already there."""
     clock = SystemClock()
     tenants = SqlTenantStore(owner_db)
@@ -57,7 +63,7 @@ async def seed_demo(owner_db: Database, app_db: Database, products_per_tenant: i
         return False
     hasher = Argon2PasswordHasher(2)
     password_hash = await hasher.hash(DEMO_PASSWORD)
-    catalog = CatalogService(lambda t: SqlCatalogUnitOfWork(app_db, t), clock)
+    catalog = CatalogService(lambda t: SqlCatalogUnitOfWork(app_db, t, queue), clock)
     rng = random.Random(2026)  # same catalogue on every machine
     for slug, name in DEMO_TENANTS:
         tenant = await TenantAdmin(tenants, clock).create(slug, name)

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
 from psycopg.errors import UniqueViolation
 from psycopg.rows import tuple_row
 
+from impextech.catalog.adapters.erp_outbox import JobErpOutbox, NoErpOutbox
 from impextech.catalog.domain.model import Product, ProductSort, ProductStatus
 from impextech.catalog.service.ports import ProductPage, ProductQuery
-from impextech.kernel.db import Connection, SqlUnitOfWork
+from impextech.jobs.api import ProcrastinateQueue, SqlJobScheduler
+from impextech.kernel.db import Connection, Database, SqlUnitOfWork
 from impextech.kernel.domain.errors import SkuTaken
 from impextech.kernel.domain.money import Money
 
@@ -184,10 +186,21 @@ class SqlProductStore:
 
 class SqlCatalogUnitOfWork(SqlUnitOfWork):
     products: SqlProductStore
+    erp: JobErpOutbox | NoErpOutbox
+
+    def __init__(
+        self, database: Database, tenant_id: UUID | None, queue: ProcrastinateQueue | None = None
+    ) -> None:
+        super().__init__(database, tenant_id)
+        self._queue = queue
 
     def _bind(self, conn: Connection) -> None:
         assert self.tenant_id is not None
         self.products = SqlProductStore(conn, self.tenant_id)
+        self.erp = NoErpOutbox()
+        if self._queue is not None:
+            scheduler = SqlJobScheduler(conn, self.tenant_id, self._queue, datetime.now(UTC))
+            self.erp = JobErpOutbox(scheduler)
 
 
 def position_to_json(sort: ProductSort, position: tuple[object, UUID]) -> list[object]:

@@ -39,9 +39,17 @@ class ProductStore(Protocol):
     async def search(self, query: ProductQuery) -> ProductPage: ...
 
 
+class ErpOutbox(Protocol):
+    """Records, in the unit of work's transaction, that a product must reach the ERP."""
+
+    async def product_changed(self, product_id: UUID) -> None: ...
+
+
 class CatalogUnitOfWork(UnitOfWork, Protocol):
     @property
     def products(self) -> ProductStore: ...
+    @property
+    def erp(self) -> ErpOutbox: ...
 
 
 class CatalogUnitOfWorkFactory(Protocol):

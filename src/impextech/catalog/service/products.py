@@ -84,6 +84,7 @@ class CatalogService:
         )
         async with self._uow(principal.tenant_id) as uow:
             await uow.products.add(product)
+            await uow.erp.product_changed(product.id)
             await uow.commit()
         return product
 
@@ -105,6 +106,7 @@ class CatalogService:
             updated = current.changed(self._clock.now(), version=current.version + 1, **fields)
             if not await uow.products.update(updated, expected_version):
                 raise PreconditionFailed("the product changed while you were saving it")
+            await uow.erp.product_changed(updated.id)
             await uow.commit()
         return updated
 

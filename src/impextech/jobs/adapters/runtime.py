@@ -94,6 +94,7 @@ class JobRuntime:
         counters: JobCounters | None = None,
     ) -> None:
         self._db = database
+        self.database = database
         self._counters = counters
         self.queue = queue
         self._clock = clock or SystemClock()
@@ -270,6 +271,7 @@ class WorkerProcess:
         lease_seconds: float,
         drain_seconds: float,
         name: str = "worker",
+        poll_seconds: float = 1.0,
     ) -> None:
         unused = {q for q, _ in queues} - runtime.queue.queue_names
         if unused:
@@ -279,6 +281,8 @@ class WorkerProcess:
         self._lease = lease_seconds
         self._drain = drain_seconds
         self._name = name
+        # New jobs arrive by LISTEN/NOTIFY at once; polling finds retries whose time has come.
+        self._poll = poll_seconds
         self._stop = asyncio.Event()
         self.workers: list[Worker] = []
 
@@ -302,7 +306,7 @@ class WorkerProcess:
                     shutdown_graceful_timeout=self._drain,
                     update_heartbeat_interval=max(self._lease / 3, 0.5),
                     stalled_worker_timeout=self._lease,
-                    fetch_job_polling_interval=max(min(self._lease / 3, 5.0), 0.5),
+                    fetch_job_polling_interval=self._poll,
                     listen_notify=True,
                 )
                 for queue, slots in self._queues

@@ -119,6 +119,20 @@ def test_callers_during_half_open_are_refused_while_the_probe_is_out() -> None:
     assert breaker.snapshot().state is BreakerState.CLOSED
 
 
+def test_with_a_probe_timeout_callers_come_back_when_the_probe_must_be_done() -> None:
+    clock = ManualClock()
+    policy = BreakerPolicy(1, COOL_DOWN, probe_timeout=timedelta(seconds=6))
+    breaker = CircuitBreaker("erp", policy, clock)
+    fail_times(breaker, 1)
+    clock.advance(30)
+    lost = breaker.admit()
+    assert refused_until(breaker) == START + COOL_DOWN + timedelta(seconds=6)
+    clock.advance(6)
+    assert breaker.admit().probe  # the first probe is given up after its allowance
+    breaker.failed(lost)  # and its late verdict is ignored
+    assert breaker.snapshot().state is BreakerState.HALF_OPEN
+
+
 def test_concurrent_callers_in_half_open_get_exactly_one_probe() -> None:
     breaker, clock = make(threshold=1)
     fail_times(breaker, 1)
@@ -209,3 +223,8 @@ def test_closing_again_starts_a_fresh_count() -> None:
 def test_a_policy_that_makes_no_sense_is_refused(threshold: int, seconds: float) -> None:
     with pytest.raises(ValueError, match="must be"):
         BreakerPolicy(threshold, timedelta(seconds=seconds))
+
+
+def test_a_probe_timeout_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="probe_timeout must be positive"):
+        BreakerPolicy(3, COOL_DOWN, probe_timeout=timedelta(0))

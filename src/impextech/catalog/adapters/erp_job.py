@@ -33,7 +33,12 @@ def make_erp_gateway(
         return None
     breaker = CircuitBreaker(
         "erp",
-        BreakerPolicy(breaker_failures, timedelta(seconds=breaker_cool_down)),
+        BreakerPolicy(
+            breaker_failures,
+            timedelta(seconds=breaker_cool_down),
+            # Jobs refused while the probe is out come back once its call must have ended.
+            probe_timeout=timedelta(seconds=timeout + 1),
+        ),
         clock or SystemClock(),
     )
     return HttpErpGateway(url, breaker, timeout=timeout)

@@ -8,8 +8,10 @@ is deterministic to test, and still ignores the odd isolated error (one success 
 Once open it refuses calls for ``cool_down`` (callers get ``retry_at`` and reschedule instead of
 waiting), then lets exactly ONE probe through (half-open). The probe's success closes the
 breaker; its failure opens it for another cool-down. Everyone else asking while the probe is out
-is refused. A probe that never reports (its task was cancelled, its process froze) is given up
-after one more cool-down, so the breaker cannot wedge half-open.
+is refused and told to come back when the probe must have finished (``probe_timeout``, which
+callers set to their call's own deadline, so waiting jobs are not held a whole cool-down after a
+quick successful probe). A probe that never reports (its task was cancelled, its process froze)
+is given up after ``probe_timeout``, so the breaker cannot wedge half-open.
 
 Calls are tracked with a ``Ticket`` carrying the breaker's generation: an outcome reported by a
 call admitted before the last state change (a slow call that started while closed and ends after
@@ -39,12 +41,20 @@ class BreakerState(enum.StrEnum):
 class BreakerPolicy:
     failure_threshold: int = 5
     cool_down: timedelta = timedelta(seconds=30)
+    # How long a probe may be out; None: one cool-down.
+    probe_timeout: timedelta | None = None
 
     def __post_init__(self) -> None:
         if self.failure_threshold < 1:
             raise ValueError(f"failure_threshold must be at least 1, not {self.failure_threshold}")
         if self.cool_down <= timedelta(0):
             raise ValueError(f"cool_down must be positive, not {self.cool_down}")
+        if self.probe_timeout is not None and self.probe_timeout <= timedelta(0):
+            raise ValueError(f"probe_timeout must be positive, not {self.probe_timeout}")
+
+    @property
+    def probe_allowance(self) -> timedelta:
+        return self.cool_down if self.probe_timeout is None else self.probe_timeout
 
 
 class CircuitOpen(Exception):
@@ -129,7 +139,7 @@ class CircuitBreaker:
                 if now < self._open_until:
                     raise CircuitOpen(self.name, self._open_until)
             self._enter(BreakerState.HALF_OPEN)
-            self._probe_deadline = now + self.policy.cool_down
+            self._probe_deadline = now + self.policy.probe_allowance
             return Ticket(self._generation, probe=True)
 
     def succeeded(self, ticket: Ticket) -> None:

@@ -2,7 +2,12 @@
 
 from impextech.catalog.adapters.erp_http import HttpErpGateway
 from impextech.catalog.adapters.erp_job import erp_push_handler, make_erp_gateway
-from impextech.catalog.adapters.erp_outbox import ERP_PUSH
+from impextech.catalog.adapters.erp_outbox import (
+    ERP_PUSH,
+    ERP_RECONCILE,
+    ERP_RECONCILE_CRON,
+    erp_reconcile_handler,
+)
 from impextech.catalog.adapters.imports_http import ImportsWeb
 from impextech.catalog.adapters.imports_http import router as imports_router
 from impextech.catalog.adapters.imports_job import PRODUCT_IMPORT, import_handler, product_imports
@@ -20,6 +25,8 @@ from impextech.catalog.service.products import CatalogService, NewProduct
 
 __all__ = [
     "ERP_PUSH",
+    "ERP_RECONCILE",
+    "ERP_RECONCILE_CRON",
     "PRODUCT_IMPORT",
     "CatalogService",
     "ErpGateway",
@@ -34,6 +41,7 @@ __all__ = [
     "PushOutcome",
     "PushResult",
     "erp_push_handler",
+    "erp_reconcile_handler",
     "import_handler",
     "imports_router",
     "make_erp_gateway",

@@ -5,12 +5,17 @@ The web process needs the kinds (to enqueue them); worker processes also need th
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from prometheus_client import CollectorRegistry
 
 from impextech.catalog.api import (
     ERP_PUSH,
+    ERP_RECONCILE,
+    ERP_RECONCILE_CRON,
     PRODUCT_IMPORT,
     erp_push_handler,
+    erp_reconcile_handler,
     import_handler,
     make_erp_gateway,
     product_imports,
@@ -38,7 +43,14 @@ async def noop(ctx: JobContext) -> JsonObject | None:
 
 
 def job_kinds() -> tuple[JobKind, ...]:
-    return (NOOP, ERP_PUSH, PRODUCT_IMPORT)
+    return (NOOP, ERP_PUSH, ERP_RECONCILE, PRODUCT_IMPORT)
+
+
+async def active_tenants(database: Database) -> list[UUID]:
+    """The marketplaces periodic jobs fan out to (the registry is global on purpose)."""
+    async with database.transaction(None) as conn:
+        cur = await conn.execute("SELECT id FROM tenants WHERE status = 'active' ORDER BY id")
+        return [row.id for row in await cur.fetchall()]
 
 
 def make_queue(settings: Settings, app_conninfo: str) -> ProcrastinateQueue:
@@ -58,6 +70,7 @@ def handlers(
     return {
         NOOP: noop,
         ERP_PUSH: erp_push_handler(database, gateway),
+        ERP_RECONCILE: erp_reconcile_handler(database, queue, erp_configured=gateway is not None),
         PRODUCT_IMPORT: import_handler(imports),
     }
 
@@ -78,6 +91,7 @@ def make_worker(
         handlers(settings, database, queue),
         counters=JobCounters(registry),
     )
+    runtime.every(ERP_RECONCILE, ERP_RECONCILE_CRON, lambda: active_tenants(database))
     worker = WorkerProcess(
         runtime,
         settings.worker_queues,

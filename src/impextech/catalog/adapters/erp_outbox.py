@@ -7,9 +7,20 @@ always sends the newest version.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from uuid import UUID
 
-from impextech.jobs.api import Backoff, JobKind, JobScheduler
+from impextech.jobs.api import (
+    Backoff,
+    Handler,
+    JobContext,
+    JobKind,
+    JobScheduler,
+    JsonObject,
+    ProcrastinateQueue,
+    SqlJobScheduler,
+)
+from impextech.kernel.db import Database
 
 ERP_PUSH = JobKind(
     "catalog.erp_push",
@@ -37,3 +48,33 @@ class NoErpOutbox:
 
     async def product_changed(self, product_id: UUID) -> None:
         raise RuntimeError("this unit of work has no job queue; product changes need one")
+
+
+# The safety net under the outbox: anything the ERP has not acknowledged (a push that went dead
+# while the ERP was down for days, a restore from backup) is queued again on a schedule.
+ERP_RECONCILE = JobKind(
+    "catalog.erp_reconcile", queue="default", max_attempts=3, timeout_seconds=120
+)
+ERP_RECONCILE_CRON = "*/10 * * * *"
+
+
+def erp_reconcile_handler(
+    database: Database, queue: ProcrastinateQueue, *, erp_configured: bool, batch: int = 1000
+) -> Handler:
+    async def reconcile(ctx: JobContext) -> JsonObject:
+        if not erp_configured:
+            return {"queued": 0, "erp": "none configured"}
+        async with database.transaction(ctx.tenant_id) as conn:
+            cur = await conn.execute(
+                "SELECT id FROM products"
+                " WHERE erp_synced_version IS NULL OR erp_synced_version < version"
+                " ORDER BY updated_at, id LIMIT %s",
+                (batch,),
+            )
+            behind = [row.id for row in await cur.fetchall()]
+            outbox = JobErpOutbox(SqlJobScheduler(conn, ctx.tenant_id, queue, datetime.now(UTC)))
+            for product_id in behind:
+                await outbox.product_changed(product_id)
+        return {"queued": len(behind)}
+
+    return reconcile

@@ -1,0 +1,97 @@
+"""Periodic jobs: a cron tick fans out one job per active tenant, never piling up."""
+
+from __future__ import annotations
+
+import asyncio
+from uuid import UUID
+
+import psycopg
+import pytest
+
+from impextech.catalog.api import ERP_PUSH, ERP_RECONCILE, erp_reconcile_handler
+from impextech.jobs.api import JobContext, JobKind, JsonObject, ProcrastinateQueue
+from impextech.kernel.db import Database
+from impextech.platform.database import Conninfos
+from impextech.platform.jobs import active_tenants
+from tests.support.jobs import make_runtime, running_worker
+from tests.support.world import make_tenant
+
+pytestmark = pytest.mark.anyio
+
+
+def _jobs(owner: str, tenant: UUID, kind: str) -> list[tuple[str, object]]:
+    with psycopg.connect(owner) as conn:
+        conn.execute("SELECT set_config('app.tenant_id', %s, true)", (str(tenant),))
+        rows = conn.execute(
+            "SELECT state, payload FROM jobs WHERE kind = %s ORDER BY created_at", (kind,)
+        ).fetchall()
+    return [(str(r[0]), r[1]) for r in rows]
+
+
+async def test_a_cron_tick_runs_the_kind_once_for_every_active_tenant(
+    clean_db: Conninfos,
+) -> None:
+    acme = make_tenant(clean_db.owner, "acme")
+    globex = make_tenant(clean_db.owner, "globex")
+    suspended = make_tenant(clean_db.owner, "initech")
+    with psycopg.connect(clean_db.owner) as conn:
+        conn.execute("UPDATE tenants SET status = 'suspended' WHERE id = %s", (suspended.id,))
+    kind = JobKind("test.nightly", max_attempts=1)
+    seen: list[UUID] = []
+
+    async def handler(ctx: JobContext) -> JsonObject:
+        seen.append(ctx.tenant_id)
+        return {"tick": ctx.payload["tick"]}
+
+    runtime = make_runtime(clean_db.app, {kind: handler})
+    database = Database.connect(clean_db.app, size=1)
+    runtime.every(kind, "* * * * * *", lambda: active_tenants(database))  # every second
+    try:
+        async with running_worker(runtime):
+            for _ in range(100):
+                if acme.id in seen and globex.id in seen:
+                    break
+                await asyncio.sleep(0.1)
+    finally:
+        await database.dispose()
+    assert acme.id in seen
+    assert globex.id in seen
+    assert suspended.id not in seen
+    for tenant in (acme, globex):
+        runs = _jobs(clean_db.owner, tenant.id, "test.nightly")
+        assert runs
+        assert all(isinstance(payload, dict) and "tick" in payload for _, payload in runs)
+
+
+async def test_reconcile_queues_a_push_for_each_product_the_erp_has_not_acknowledged(
+    clean_db: Conninfos,
+) -> None:
+    acme = make_tenant(clean_db.owner, "acme")
+    with psycopg.connect(clean_db.owner) as conn:
+        conn.execute("SELECT set_config('app.tenant_id', %s, true)", (str(acme.id),))
+        for n, synced in enumerate((None, 1, 2)):
+            conn.execute(
+                "INSERT INTO products (tenant_id, id, seller_id, sku, name, category,"
+                " price_amount, currency, stock, status, version, created_at, updated_at,"
+                " erp_synced_version) VALUES (%s, gen_random_uuid(), %s, %s, 'P', 'c', 100,"
+                " 'EUR', 1, 'active', 2, now(), now(), %s)",
+                (acme.id, acme["seller"].id, f"SKU-{n}", synced),
+            )
+    database = Database.connect(clean_db.app, size=1)
+    queue = ProcrastinateQueue(clean_db.app, [ERP_PUSH])
+    try:
+        handler = erp_reconcile_handler(database, queue, erp_configured=True)
+
+        async def progress(done: int, total: int | None = None) -> None:
+            return None
+
+        ctx = JobContext(acme.id, acme.id, ERP_RECONCILE.name, 1, {}, progress)
+        assert await handler(ctx) == {"queued": 2}
+        # Running it again joins the pushes still waiting instead of doubling them.
+        assert await handler(ctx) == {"queued": 2}
+        off = erp_reconcile_handler(database, queue, erp_configured=False)
+        assert await off(ctx) == {"queued": 0, "erp": "none configured"}
+    finally:
+        await database.dispose()
+    pushes = _jobs(clean_db.owner, acme.id, ERP_PUSH.name)
+    assert [state for state, _ in pushes] == ["queued", "queued"]

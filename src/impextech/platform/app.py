@@ -189,10 +189,11 @@ def create_app(settings: Settings, app_conninfo: str) -> FastAPI:
         cursors=cursors,
         base_domains=settings.base_domains,
     )
-    app.state.catalog = CatalogWeb(
-        CatalogService(lambda tenant_id: SqlCatalogUnitOfWork(database, tenant_id), clock), cursors
-    )
     queue = make_queue(settings, app_conninfo)
+    app.state.catalog = CatalogWeb(
+        CatalogService(lambda tenant_id: SqlCatalogUnitOfWork(database, tenant_id, queue), clock),
+        cursors,
+    )
     app.state.jobs = JobsWeb(
         JobsService(lambda tenant_id: SqlJobsUnitOfWork(database, tenant_id, queue), clock),
         cursors,
@@ -201,7 +202,7 @@ def create_app(settings: Settings, app_conninfo: str) -> FastAPI:
     app.state.database = database
     registry = CollectorRegistry()
     app.state.metrics_registry = registry
-    queue_gauges = QueueGauges(database, registry)
+    queue_gauges = QueueGauges(database, registry, queue.queue_names)
     install_problem_handlers(app)
     app.include_router(auth_router)
     app.include_router(users_router)

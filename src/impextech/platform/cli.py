@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import getpass
 import logging
 import sys
@@ -214,17 +216,27 @@ def _serve(
         return
 
     async def both() -> None:
-        # One process for the demo: the worker shares the web app's metrics registry.
-        worker, database = make_worker(
-            settings, app_conninfo, web.state.metrics_registry, name="demo-worker"
-        )
-        running = asyncio.create_task(worker.run(install_signal_handlers=False))
-        try:
-            await server.serve()
-        finally:
-            worker.stop()
-            await running
-            await database.dispose()
+        # One process for the demo: the worker shares the web app's metrics registry, and
+        # with no ERP configured the sandbox ERP plays the tenants' ERP on a free local port.
+        async with contextlib.AsyncExitStack() as stack:
+            worker_settings = settings
+            if settings.erp_url is None:
+                from impextech.sandbox.erp import create_app as create_erp
+                from impextech.sandbox.server import serving
+
+                erp_url = await stack.enter_async_context(serving(create_erp()))
+                worker_settings = dataclasses.replace(settings, erp_url=erp_url)
+                out.print(f"ERP:         the sandbox ERP at {erp_url} (see {erp_url}/_stats)")
+            worker, database = make_worker(
+                worker_settings, app_conninfo, web.state.metrics_registry, name="demo-worker"
+            )
+            running = asyncio.create_task(worker.run(install_signal_handlers=False))
+            try:
+                await server.serve()
+            finally:
+                worker.stop()
+                await running
+                await database.dispose()
 
     asyncio.run(both())
 

@@ -51,6 +51,9 @@ def configure_logging(fmt: str = "auto", level: str = "info") -> None:
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
     logging.getLogger("uvicorn.access").disabled = True
+    # The job library narrates every job at info; our runtime logs each outcome with the
+    # tenant and job ids, so keep only its warnings.
+    logging.getLogger("procrastinate").setLevel(max(logging.WARNING, root.level))
 
 
 def _identity(

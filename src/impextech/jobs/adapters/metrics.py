@@ -8,7 +8,7 @@ process); runs, failures, retries and postponements are counted by the process t
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import GaugeMetricFamily
@@ -62,8 +62,12 @@ class JobCounters:
 class QueueGauges(Collector):
     """Queue-wide gauges, refreshed from the database before each scrape."""
 
-    def __init__(self, database: Database, registry: CollectorRegistry) -> None:
+    def __init__(
+        self, database: Database, registry: CollectorRegistry, queues: Iterable[str] = ()
+    ) -> None:
         self._db = database
+        # Known queues report 0 rather than vanishing, so dashboards and alerts see them.
+        self._queues = sorted(set(queues))
         self._states: list[tuple[str, str, int]] = []
         self._oldest: list[tuple[str, float]] = []
         registry.register(self)
@@ -88,8 +92,11 @@ class QueueGauges(Collector):
                 labels=["queue"],
             ),
         }  # fmt: skip
-        for queue, state, count in self._states:
-            families[state].add_metric([queue], count)
+        counts = {(queue, state): count for queue, state, count in self._states}
+        names = sorted({*self._queues, *(queue for queue, _ in counts)})
+        for state, family in families.items():
+            for queue in names:
+                family.add_metric([queue], counts.get((queue, state), 0))
         oldest = GaugeMetricFamily(
             "impextech_jobs_oldest_waiting_seconds",
             "Age of the oldest job due and not yet picked up, by queue",

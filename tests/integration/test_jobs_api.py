@@ -168,3 +168,25 @@ async def test_job_list_pages_with_a_cursor_bound_to_the_tenant(
         headers=world["globex"]["admin"].auth,
     )
     assert elsewhere.status_code == 422
+
+
+async def test_metrics_show_queue_depth_dead_letters_and_known_queues(
+    clean_db: Conninfos, app: FastAPI, client: httpx.AsyncClient, world: dict[str, Tenant]
+) -> None:
+    await _seed(clean_db, app, world)
+    runtime = make_runtime(clean_db.app, {REPORT: _report})
+    for _ in range(3):
+        await enqueue(clean_db.app, runtime, world["acme"].id, REPORT)
+    text = (await client.get("/metrics")).text
+    samples = {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("impextech_jobs_")
+    }
+    assert samples['impextech_jobs_queued{queue="default"}'] == 3
+    assert samples['impextech_jobs_dead{queue="default"}'] == 1
+    assert samples['impextech_jobs_running{queue="default"}'] == 0
+    # Queues with nothing in them still report, so an alert on them is never blind.
+    assert samples['impextech_jobs_queued{queue="urgent"}'] == 0
+    assert samples['impextech_jobs_queued{queue="bulk"}'] == 0
+    assert 0 <= samples['impextech_jobs_oldest_waiting_seconds{queue="default"}'] < 60

@@ -43,6 +43,11 @@ async def sign_in(page: Page, server: Server, account: Account, password: str = 
     await password_field.press("Enter")  # the keyboard submits the form
 
 
+async def snap(page: Page, name: str) -> None:
+    if SCREENSHOTS:  # playwright makes the directory
+        await page.screenshot(path=str(Path(SCREENSHOTS) / f"{name}.png"), full_page=True)
+
+
 async def stored_session(page: Page) -> Any:
     return await page.evaluate(f"JSON.parse(sessionStorage.getItem('{SESSION_KEY}'))")
 
@@ -121,8 +126,7 @@ async def test_an_admin_sees_the_numbers_retries_one_dead_job_and_discards_anoth
         assert isinstance(session["token"], str)
         assert session["token"]
         assert await local_storage_size(page) == 0
-        if SCREENSHOTS:  # playwright makes the directory
-            await page.screenshot(path=str(Path(SCREENSHOTS) / "console-jobs.png"), full_page=True)
+        await snap(page, "console-jobs")
 
         await row(page, first).get_by_role("button", name=f"Retry job {str(first)[:8]}").click()
         await expect(page.locator("#action-ok")).to_contain_text(
@@ -140,6 +144,7 @@ async def test_an_admin_sees_the_numbers_retries_one_dead_job_and_discards_anoth
         dialog = page.get_by_role("dialog", name="Discard this job?")
         await expect(dialog).to_be_visible()
         await expect(dialog).to_contain_text(str(second))
+        await snap(page, "console-discard-dialog")
         await page.keyboard.press("Escape")
         await expect(dialog).to_be_hidden()
         await expect(discard).to_be_focused()
@@ -195,6 +200,7 @@ async def test_acting_on_a_job_that_is_no_longer_dead_shows_the_problem(
     await expect(error).to_contain_text("Only a dead job can be retried or discarded: job")
     await expect(error).to_contain_text("is discarded")
     await expect(row(page, job_id)).to_have_count(0)  # the list was reloaded
+    await snap(page, "console-conflict")
     assert job_row(owner, globex.id, job_id)["state"] == "discarded"  # type: ignore[index]
 
 
@@ -203,6 +209,7 @@ async def test_a_wrong_password_shows_the_error_and_stays_on_the_form(
 ) -> None:
     await sign_in(page, server, server.tenants["acme"]["admin"], password="not-the-password-1")
     await expect(page.get_by_role("alert")).to_have_text("The email or password is wrong")
+    await snap(page, "console-sign-in-refused")
     await expect(page.locator("#signin-form")).to_be_visible()
     await expect(page.locator("#dashboard")).to_be_hidden()
     await expect(page.get_by_label("Password", exact=True)).to_have_value("")
@@ -271,6 +278,25 @@ async def test_an_ended_session_returns_to_the_form(page: Page, server: Server) 
     await expect(page.locator("#dashboard")).to_be_hidden()
 
 
+async def test_an_admin_demoted_meanwhile_is_sent_back_to_the_form(
+    page: Page, server: Server
+) -> None:
+    admin = server.tenants["globex"]["admin"]
+    await sign_in(page, server, admin)
+    await expect(page.locator("#dashboard")).to_be_visible()
+    await page.locator("#auto-refresh").uncheck()
+    _set_role(server, admin, "seller")
+    try:
+        await page.get_by_role("button", name="Refresh now").click()
+        await expect(page.locator("#signin-notice")).to_have_text(
+            f"{admin.email} is no longer an admin of “globex”. Sign in with an admin account."
+        )
+        await expect(page.locator("#dashboard")).to_be_hidden()
+        assert await stored_session(page) is None
+    finally:
+        _set_role(server, admin, "admin")
+
+
 async def test_sign_out_ends_the_session_at_the_server(page: Page, server: Server) -> None:
     await sign_in(page, server, server.tenants["globex"]["admin"])
     await expect(page.locator("#who-tenant")).to_have_text("globex")
@@ -297,3 +323,10 @@ def _live_sessions(server: Server, account: Account) -> int:
     assert found is not None
     count: int = found[0]
     return count
+
+
+def _set_role(server: Server, account: Account, role: str) -> None:
+    tenant_id = server.tenants[account.tenant_slug].id
+    with psycopg.connect(server.infos.owner) as conn:
+        conn.execute("SELECT set_config('app.tenant_id', %s, true)", (str(tenant_id),))
+        conn.execute("UPDATE users SET role = %s WHERE id = %s", (role, account.id))

@@ -153,7 +153,7 @@ function showDashboard() {
 }
 
 // The session ended under us (expired, signed out elsewhere, account changed): back to the form.
-function sessionEnded() {
+function sessionEnded(notice = "Your session has ended. Sign in again to continue.") {
   const previous = session;
   clearSession();
   if (previous) {
@@ -162,7 +162,22 @@ function sessionEnded() {
   }
   show($("action-ok"), "");
   show($("action-error"), "");
-  showSignIn("Your session has ended. Sign in again to continue.");
+  showSignIn(notice);
+}
+
+// 401: the token is no longer good; 403: the account is no longer an admin here.
+function endedBy(error) {
+  if (!(error instanceof ApiError)) return false;
+  if (error.status === 401) {
+    sessionEnded();
+    return true;
+  }
+  if (error.status === 403 && session) {
+    const { email, tenant } = session;
+    sessionEnded(`${email} is no longer an admin of “${tenant}”. Sign in with an admin account.`);
+    return true;
+  }
+  return false;
 }
 
 function renderSummary(summary) {
@@ -233,6 +248,7 @@ function renderDead() {
   const focusedRow = focused && focused.closest ? focused.closest("tr[data-job-id]") : null;
   const focusKey = focusedRow ? [focusedRow.dataset.jobId, focused.dataset.action] : null;
   body.replaceChildren(...deadItems.map(jobRow));
+  $("dead-table").hidden = deadItems.length === 0;
   $("dead-empty").hidden = deadItems.length > 0;
   $("dead-more-wrap").hidden = deadCursor === null;
   if (focusKey) {
@@ -273,7 +289,7 @@ async function loadMoreDead() {
     pagesShown += 1;
     renderDead();
   } catch (error) {
-    if (error instanceof ApiError && error.status === 401) return sessionEnded();
+    if (endedBy(error)) return;
     actionError("Could not load more dead jobs.", error);
   } finally {
     button.disabled = false;
@@ -298,7 +314,7 @@ async function refresh({ everything = false } = {}) {
     updated.classList.remove("is-warn");
     updated.textContent = `Updated ${utc(new Date().toISOString()).slice(11)} UTC`;
   } catch (error) {
-    if (error instanceof ApiError && error.status === 401) return sessionEnded();
+    if (endedBy(error)) return;
     updated.classList.add("is-warn");
     updated.textContent = `Refresh failed at ${utc(new Date().toISOString()).slice(11)} UTC: ${problemText(error)}`;
   } finally {
@@ -351,7 +367,7 @@ async function act(job, row, verb, doneText) {
     renderDead();
     await refresh({ everything: pagesShown === 1 });
   } catch (error) {
-    if (error instanceof ApiError && error.status === 401) return sessionEnded();
+    if (endedBy(error)) return;
     setRowBusy(row, false, [verb, original]);
     actionError(`Could not ${verb} job ${shortId(job.id)}.`, error);
     if (error instanceof ApiError && (error.status === 409 || error.status === 404)) {

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from impextech.sandbox.erp import ErpState, create_app
+from impextech.sandbox.erp import ErpState, FaultError, Faults, create_app, parse_latency
 from impextech.sandbox.server import serving
 from tests.e2e.conftest import CLI
 
@@ -409,3 +409,21 @@ def test_a_port_in_use_is_one_line_and_exit_1() -> None:
     assert result.stderr.strip() == (
         f"impextech: error: cannot listen on 127.0.0.1:{port}: Address already in use"
     )
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("0", (0.0, 0.0)), ("8", (8.0, 8.0)), ("1e-3", (0.001, 0.001)), ("0.2-1.5", (0.2, 1.5))],
+)
+def test_latency_flags_are_fixed_or_a_range(raw: str, expected: tuple[float, float]) -> None:
+    assert parse_latency(raw) == expected
+
+
+@pytest.mark.parametrize("raw", ["", "fast", "1-", "-1", "1-2-3", "nan"])
+def test_latency_flags_that_are_not_seconds_are_refused(raw: str) -> None:
+    def faults(flag: str) -> Faults:
+        low, high = parse_latency(flag)
+        return Faults(latency_min=low, latency_max=high)
+
+    with pytest.raises(FaultError, match="latency"):
+        faults(raw)

@@ -107,6 +107,12 @@ class Faults:
 
 def parse_latency(raw: str) -> tuple[float, float]:
     """``"0.5"`` (fixed) or ``"0.2-1.5"`` (uniform in that range), in seconds."""
+    try:
+        fixed = float(raw)  # also "1e-3", whose "-" is not a range
+    except ValueError:
+        pass
+    else:
+        return fixed, fixed
     low, sep, high = raw.strip().partition("-")
     try:
         lo = float(low)

@@ -62,19 +62,27 @@ class Seeded:
 
     victim: Tenant
     attacker: Tenant
-    path_ids: dict[str, str]  # a path parameter's name -> one of A's ids of that kind
+    path_ids: dict[str, list[str]]  # a path parameter's name -> A's ids of that kind
     product_cursor: str
     user_cursor: str
     refresh_token: str
     product_name: str
     product_category: str
     own_product_id: str  # B's, for the positive controls
+    owner: str  # the schema owner's connection, to read rows as they are
     markers: set[str] = field(default_factory=set)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
 def unique(prefix: str) -> str:
     return f"{prefix}{uuid.uuid4().hex[:12]}"
+
+
+def import_csv(rows: list[tuple[str, str]]) -> bytes:
+    """A product import file: (sku, name) per row."""
+    lines = ["sku,name,description,category,price_amount,currency,stock"]
+    lines += [f"{sku},{name},imported,misc,500,EUR,2" for sku, name in rows]
+    return ("\n".join(lines) + "\n").encode()
 
 
 RESULT_MARKER = "result-of-"
@@ -124,8 +132,8 @@ async def seed(client: httpx.AsyncClient, world: dict[str, Tenant], owner: str) 
         victim=victim,
         attacker=attacker,
         path_ids={
-            "product_id": str(products[0]["id"]),
-            "user_id": str(victim["seller"].id),
+            "product_id": [str(products[0]["id"])],
+            "user_id": [str(victim["seller"].id), str(victim["admin"].id)],
         },
         product_cursor=page.json()["next_cursor"],
         user_cursor=users.json()["next_cursor"],
@@ -133,6 +141,7 @@ async def seed(client: httpx.AsyncClient, world: dict[str, Tenant], owner: str) 
         product_name=name_word,
         product_category=category,
         own_product_id=str(own["id"]),
+        owner=owner,
     )
     assert seeded.product_cursor
     assert seeded.user_cursor
@@ -140,7 +149,15 @@ async def seed(client: httpx.AsyncClient, world: dict[str, Tenant], owner: str) 
         jobs = insert_jobs(owner, tenant)
         seeded.extra[f"jobs:{tenant.slug}"] = jobs
     victim_jobs: list[str] = seeded.extra[f"jobs:{VICTIM}"]
-    seeded.path_ids["job_id"] = victim_jobs[0]  # dead: retry and discard would act on it
+    # Dead (retry and discard would act on it), then one queued through the API by an import.
+    imported = await client.post(
+        "/api/v1/products/imports",
+        content=import_csv([(unique("ACME-IMP-").upper(), f"{name_word} imported")]),
+        headers={**victim["seller"].auth, "Content-Type": "text/csv"},
+    )
+    assert imported.status_code == 202, imported.text
+    victim_jobs.append(str(imported.json()["job_id"]))
+    seeded.path_ids["job_id"] = [victim_jobs[0], victim_jobs[-1]]
     seeded.markers |= set(victim_jobs) | {RESULT_MARKER + VICTIM, ERROR_MARKER + VICTIM}
     jobs_page = await client.get(
         "/api/v1/jobs", params={"limit": "1"}, headers=victim["admin"].auth
@@ -149,6 +166,7 @@ async def seed(client: httpx.AsyncClient, world: dict[str, Tenant], owner: str) 
     seeded.extra["job_cursor"] = jobs_page.json()["next_cursor"]
     assert seeded.extra["job_cursor"]
     seeded.markers |= {str(victim.id), name_word, category}
+    seeded.extra["victim_sku"] = str(products[0]["sku"])
     for product in products:
         seeded.markers |= {str(product["id"]), str(product["sku"]), str(product["name"])}
     for account in victim.accounts.values():

@@ -26,7 +26,15 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from tests.isolation.battlefield import ANONYMOUS, ATTACKER, Caller, Seeded, unique
+from tests.isolation.battlefield import (
+    ANONYMOUS,
+    ATTACKER,
+    Caller,
+    Seeded,
+    import_csv,
+    tenant_rows,
+    unique,
+)
 
 Statuses = Mapping[str, frozenset[int]]
 
@@ -81,7 +89,7 @@ def _summary_counts_only_b(seeded: Seeded, response: httpx.Response) -> str | No
     if response.status_code != 200:
         return None
     counted = sum(response.json()["by_state"].values())
-    expected = len(seeded.extra[f"jobs:{ATTACKER}"])
+    expected = len(tenant_rows(seeded.owner, seeded.attacker.id)["jobs"])
     return None if counted == expected else f"counts {counted} jobs, B has {expected}"
 
 
@@ -200,6 +208,18 @@ TEACHINGS: dict[str, Teaching] = {
         },
         variants=lambda s: [
             Variant(expect=statuses(admin={201}, seller={201}, shopper={403}, anonymous={401}))
+        ],
+    ),
+    # B imports a file naming A's SKUs: queued in B (what the job then does is attacked in
+    # test_jobs.py, with a worker running).
+    "POST /api/v1/products/imports": Teaching(
+        token=True,
+        content=lambda s, c: (
+            import_csv([(str(s.extra["victim_sku"]), f"Globex copy by {c.name}")]),
+            "text/csv",
+        ),
+        variants=lambda s: [
+            Variant(expect=statuses(admin={202}, seller={202}, shopper={403}, anonymous={401}))
         ],
     ),
     "GET /api/v1/products/{product_id}": Teaching(token=True),

@@ -1,0 +1,113 @@
+"""Jobs as a leak channel: queue payloads, job status and results, with a real worker.
+
+Both tenants import files naming the same SKUs at once; each import touches only its own
+tenant's products, each result names only its own tenant's rows, the other tenant's job is a
+404, and the job library's global queue rows carry nothing but a tenant id and a job id (the
+reason its tables are on the allowlist).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+from uuid import UUID
+
+import httpx
+import psycopg
+import pytest
+
+from impextech.catalog.api import ERP_PUSH, PRODUCT_IMPORT, import_handler, product_imports
+from impextech.jobs.api import JobContext, JobRuntime, JsonObject, ProcrastinateQueue
+from impextech.kernel.db import Database
+from impextech.kernel.domain.clock import SystemClock
+from impextech.platform import database
+from tests.isolation.battlefield import ATTACKER, VICTIM, import_csv, tenant_rows, unique
+from tests.support.jobs import running_worker, wait_for
+from tests.support.world import Tenant, make_product
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def runtime(clean_db: database.Conninfos) -> AsyncIterator[JobRuntime]:
+    db = Database.connect(clean_db.app, size=4)
+    queue = ProcrastinateQueue(clean_db.app, [PRODUCT_IMPORT, ERP_PUSH], pool_size=4)
+
+    async def not_here(ctx: JobContext) -> JsonObject | None:
+        raise AssertionError("ERP pushes run on another queue")
+
+    handler = import_handler(product_imports(db, queue, SystemClock()))
+    yield JobRuntime(db, queue, {PRODUCT_IMPORT: handler, ERP_PUSH: not_here})
+    await db.dispose()
+
+
+def _products(owner: str, tenant: Tenant) -> dict[str, tuple[Any, ...]]:
+    with psycopg.connect(owner) as conn:
+        conn.execute("SELECT set_config('app.tenant_id', %s, true)", (str(tenant.id),))
+        rows = conn.execute("SELECT sku, id, name, seller_id FROM products").fetchall()
+    return {str(r[0]): tuple(r[1:]) for r in rows}
+
+
+async def test_concurrent_imports_of_the_same_skus_stay_in_their_tenants(
+    client: httpx.AsyncClient,
+    world: dict[str, Tenant],
+    clean_db: database.Conninfos,
+    runtime: JobRuntime,
+) -> None:
+    victim, attacker = world[VICTIM], world[ATTACKER]
+    existing = await make_product(client, victim["seller"], unique("ACME-").upper())
+    shared = unique("SHARED-").upper()
+    files = {
+        VICTIM: [(shared, unique("acmename"))],
+        # B names A's existing SKU and the shared one: new products in B, nothing in A.
+        ATTACKER: [(str(existing["sku"]), unique("globexname")), (shared, unique("globexname"))],
+    }
+    jobs: dict[str, UUID] = {}
+    for slug, rows in files.items():
+        response = await client.post(
+            "/api/v1/products/imports",
+            content=import_csv(rows),
+            headers={**world[slug]["seller"].auth, "Content-Type": "text/csv"},
+        )
+        assert response.status_code == 202, response.text
+        jobs[slug] = UUID(response.json()["job_id"])
+    victim_before = _products(clean_db.owner, victim)
+
+    async with running_worker(runtime, (("bulk", 2),)):
+        for slug, job_id in jobs.items():
+            row = await wait_for(clean_db.owner, world[slug].id, job_id, {"succeeded", "dead"}, 60)
+            assert row["state"] == "succeeded", row["last_error"]
+
+    after = {slug: _products(clean_db.owner, world[slug]) for slug in (VICTIM, ATTACKER)}
+    assert after[VICTIM][str(existing["sku"])] == victim_before[str(existing["sku"])]
+    assert after[VICTIM][shared][1] == files[VICTIM][0][1]
+    assert {sku: v[1] for sku, v in after[ATTACKER].items()} == dict(files[ATTACKER])
+    assert {v[2] for v in after[ATTACKER].values()} == {attacker["seller"].id}
+
+    markers = {
+        slug: {str(v[0]) for v in after[slug].values()} | {n for _, n in files[slug]}
+        for slug in (VICTIM, ATTACKER)
+    }
+    for slug, other in ((VICTIM, ATTACKER), (ATTACKER, VICTIM)):
+        seller = world[slug]["seller"]
+        for suffix in ("", "/result"):
+            mine = await client.get(f"/api/v1/jobs/{jobs[slug]}{suffix}", headers=seller.auth)
+            assert mine.status_code == 200, mine.text
+            assert not {m for m in markers[other] if m in mine.text}, mine.text
+            for who in ("seller", "admin"):
+                theirs = await client.get(
+                    f"/api/v1/jobs/{jobs[other]}{suffix}", headers=world[slug][who].auth
+                )
+                assert theirs.status_code == 404, theirs.text
+        listed = await client.get("/api/v1/jobs?limit=100", headers=world[slug]["admin"].auth)
+        assert str(jobs[slug]) in listed.text
+        assert str(jobs[other]) not in listed.text
+
+    with psycopg.connect(clean_db.owner) as conn:
+        args = [r[0] for r in conn.execute("SELECT args FROM procrastinate_jobs").fetchall()]
+    assert args, "the imports went through the queue"
+    for arg in args:
+        assert set(arg) == {"tenant_id", "job_id"}, arg
+        assert arg["tenant_id"] in {str(victim.id), str(attacker.id)}
+    for slug in (VICTIM, ATTACKER):
+        assert tenant_rows(clean_db.owner, world[slug].id)["jobs"]

@@ -7,6 +7,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from impextech.platform import cli
 from impextech.sandbox.erp import ErpState, FaultError, Faults, create_app, parse_latency
 from impextech.sandbox.server import serving
 from tests.e2e.conftest import CLI
@@ -371,25 +373,42 @@ async def test_the_command_announces_its_port_serves_and_stops_on_sigterm(
             await held
 
 
-@pytest.mark.parametrize(
-    ("flags", "message"),
-    [
-        (["--latency", "fast"], "Invalid value for '--latency': seconds as N or MIN-MAX"),
-        (["--latency", "2-1"], "Invalid value for '--latency'"),
-        (["--drop-rate", "1.5"], "Invalid value for '--drop-rate'"),
-        (["--error-rate", "0.6", "--timeout-rate", "0.6"], "rates add up to 1.2 > 1"),
-        (["--port", "70000"], "Invalid value for '--port'"),
-        (["--hold", "0"], "Invalid value for '--hold'"),
-    ],
-)
-def test_bad_flags_are_one_line_and_a_non_zero_exit(flags: list[str], message: str) -> None:
+BAD_FLAGS = [
+    (["--latency", "fast"], "Invalid value for '--latency': seconds as N or MIN-MAX"),
+    (["--latency", "2-1"], "Invalid value for '--latency'"),
+    (["--drop-rate", "1.5"], "Invalid value for '--drop-rate'"),
+    (["--error-rate", "0.6", "--timeout-rate", "0.6"], "rates add up to 1.2 > 1"),
+    (["--port", "70000"], "Invalid value for '--port'"),
+    (["--hold", "0"], "Invalid value for '--hold'"),
+]
+
+
+def test_a_bad_flag_is_one_line_and_exit_2_from_the_installed_command() -> None:
+    flags, message = BAD_FLAGS[0]
     result = subprocess.run(
         [str(CLI), "sandbox", "erp", *flags], capture_output=True, text=True, timeout=30
     )
     assert result.returncode == 2
     assert result.stdout == ""
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("impextech: error: ")
+    assert message in result.stderr
+
+
+@pytest.mark.parametrize(("flags", "message"), BAD_FLAGS)
+def test_bad_flags_are_one_line_and_exit_2(
+    flags: list[str], message: str, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    # In-process (an interpreter per case costs seconds): the same main() the command runs.
+    monkeypatch.setattr(sys, "argv", ["impextech", "sandbox", "erp", *flags])
+    with pytest.raises(SystemExit) as exited:
+        cli.main()
+    assert exited.value.code == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
     assert lines[0].startswith("impextech: error: ")
     assert message in lines[0]
 

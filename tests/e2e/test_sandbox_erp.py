@@ -311,6 +311,23 @@ async def test_bad_control_input_is_a_problem_and_changes_nothing(
     assert (await client.get("/_control")).json() == before
 
 
+async def test_a_reset_during_a_request_keeps_counting_it(
+    erp: tuple[httpx.AsyncClient, ErpState],
+) -> None:
+    client, _ = erp
+    await control(client, latency=0.5)
+    slow = asyncio.create_task(client.put(PRODUCT, json={}))
+    for _ in range(100):
+        if (await stats(client))["in_flight"]:
+            break
+        await asyncio.sleep(0.01)
+    assert (await client.post("/_reset")).status_code == 204
+    assert (await stats(client))["in_flight"] == 1
+    assert (await slow).status_code == 201
+    after = await stats(client)
+    assert (after["in_flight"], after["applied"], after["requests"]) == (0, 1, 0)
+
+
 async def test_reset_forgets_records_keys_and_counters_but_keeps_faults(
     erp: tuple[httpx.AsyncClient, ErpState],
 ) -> None:

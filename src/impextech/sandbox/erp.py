@@ -201,6 +201,13 @@ class Stats:
     def to_json(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
+    def reset(self) -> None:
+        """Zero the counters in place (requests still running will count themselves out)."""
+        for f in fields(self):
+            if f.name != "in_flight":
+                setattr(self, f.name, 0)
+        self.max_in_flight = self.in_flight
+
 
 @dataclass
 class ErpState:
@@ -427,8 +434,7 @@ def create_app(state: ErpState | None = None) -> Starlette:
     async def post_reset(request: Request) -> Response:
         erp.records.clear()
         erp.answers.clear()
-        in_flight = erp.stats.in_flight
-        erp.stats = Stats(in_flight=in_flight, max_in_flight=in_flight)
+        erp.stats.reset()
         return Response(status_code=204)
 
     async def healthz(request: Request) -> Response:

@@ -86,7 +86,7 @@ class HttpErpGateway:
                 response = await self._client.put(
                     url, json=erp_document(product), headers={"Idempotency-Key": idempotency_key}
                 )
-        except (httpx.TransportError, TimeoutError) as exc:
+        except (httpx.RequestError, TimeoutError) as exc:
             if isinstance(exc, TimeoutError | httpx.TimeoutException):
                 reason = f"timed out after {self._deadline:g} s ({type(exc).__name__})"
             else:

@@ -13,7 +13,7 @@ from impextech.jobs.api import JobContext, JobKind, JsonObject, ProcrastinateQue
 from impextech.kernel.db import Database
 from impextech.platform.database import Conninfos
 from impextech.platform.jobs import active_tenants
-from tests.support.jobs import make_runtime, running_worker
+from tests.support.jobs import enqueue, job_row, make_runtime, running_worker, wait_for
 from tests.support.world import make_tenant
 
 pytestmark = pytest.mark.anyio
@@ -95,3 +95,33 @@ async def test_reconcile_queues_a_push_for_each_product_the_erp_has_not_acknowle
         await database.dispose()
     pushes = _jobs(clean_db.owner, acme.id, ERP_PUSH.name)
     assert [state for state, _ in pushes] == ["queued", "queued"]
+
+
+async def test_the_queue_forgets_finished_entries_after_three_days_but_keeps_dead_ones(
+    clean_db: Conninfos,
+) -> None:
+    acme = make_tenant(clean_db.owner, "acme")
+    ok, broken = JobKind("test.ok", max_attempts=1), JobKind("test.bad", max_attempts=1)
+
+    async def fine(ctx: JobContext) -> JsonObject:
+        return {}
+
+    async def fails(ctx: JobContext) -> JsonObject:
+        raise RuntimeError("no")
+
+    runtime = make_runtime(clean_db.app, {ok: fine, broken: fails})
+    done = await enqueue(clean_db.app, runtime, acme.id, ok)
+    dead = await enqueue(clean_db.app, runtime, acme.id, broken)
+    async with running_worker(runtime):
+        await wait_for(clean_db.owner, acme.id, done, {"succeeded"})
+        await wait_for(clean_db.owner, acme.id, dead, {"dead"})
+    with psycopg.connect(clean_db.owner) as conn:
+        conn.execute("UPDATE procrastinate_events SET at = now() - interval '4 days'")
+    prune = runtime.queue.app.tasks["platform.prune_queue"]
+    async with runtime.queue.app.open_async():
+        await prune.func(timestamp=0)
+    with psycopg.connect(clean_db.owner) as conn:
+        left = conn.execute("SELECT task_name, status FROM procrastinate_jobs").fetchall()
+    assert left == [("test.bad", "failed")]
+    # The tenant's own history is untouched.
+    assert job_row(clean_db.owner, acme.id, done)["state"] == "succeeded"  # type: ignore[index]

@@ -13,9 +13,10 @@ from uuid import UUID
 
 from procrastinate import App, PsycopgConnector
 from procrastinate import jobs as pjobs
+from procrastinate.exceptions import ConnectorException
 from procrastinate.sql import queries
 
-from impextech.jobs.domain.model import JobKind
+from impextech.jobs.domain.model import JobKind, JobNotDead
 from impextech.kernel.db import Connection
 
 
@@ -70,12 +71,16 @@ class ProcrastinateQueue:
 
     async def wake(self, conn: Connection, queue_job_id: int) -> None:
         """A failed (dead) queue job goes back to its queue in the caller's transaction."""
-        await self.connector.execute_query_all_async_with_connection(
-            conn,
-            query=queries["retry_job"],
-            job_id=queue_job_id,
-            retry_at=datetime.now(UTC),
-            new_priority=None,
-            new_queue_name=None,
-            new_lock=None,
-        )
+        try:
+            await self.connector.execute_query_all_async_with_connection(
+                conn,
+                query=queries["retry_job"],
+                job_id=queue_job_id,
+                retry_at=datetime.now(UTC),
+                new_priority=None,
+                new_queue_name=None,
+                new_lock=None,
+            )
+        except ConnectorException:
+            # Our row went dead a moment before the library recorded the failure.
+            raise JobNotDead("the queue has not released this job yet; try again") from None

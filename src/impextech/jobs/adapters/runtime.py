@@ -43,6 +43,7 @@ log = structlog.get_logger("impextech.jobs")
 # An error in our own bookkeeping (the database went away mid-job) is not the handler's failure;
 # the library retries such a job after a short wait, up to this many times in all.
 _BOOKKEEPING_RETRIES = 50
+QUEUE_RETENTION_HOURS = 72
 
 
 class _Reschedule(Exception):
@@ -103,11 +104,26 @@ class JobRuntime:
         if missing:
             raise ValueError(f"no handler for job kind(s): {', '.join(sorted(missing))}")
         strategy = _Decisions()
+        self._register_pruning()
         for kind in handlers:
             queue.require_known(kind)
             queue.app.task(
                 name=kind.name, queue=kind.queue, priority=kind.priority, retry=strategy
             )(self._task_body(kind))
+
+    def _register_pruning(self) -> None:
+        """Hourly, forget the queue's finished entries after three days.
+
+        The tenant-visible history stays in ``jobs``; dead entries stay until an operator acts,
+        because a retry wakes them.
+        """
+        manager = self.queue.app.job_manager
+
+        async def prune_queue(timestamp: int) -> None:
+            await manager.delete_old_jobs(nb_hours=QUEUE_RETENTION_HOURS)
+
+        task = self.queue.app.task(name="platform.prune_queue", queue="default")(prune_queue)
+        self.queue.app.periodic(cron="17 * * * *", periodic_id="platform.prune_queue")(task)
 
     def every(
         self,

@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from impextech.catalog.adapters.http import CatalogWeb
 from impextech.catalog.adapters.http import router as products_router
 from impextech.catalog.adapters.sql import SqlCatalogUnitOfWork
+from impextech.catalog.api import ImportsWeb, imports_router, product_imports
 from impextech.catalog.service.products import CatalogService
 from impextech.identity.adapters.argon2_hasher import Argon2PasswordHasher
 from impextech.identity.adapters.http import auth as auth_router
@@ -194,6 +195,7 @@ def create_app(settings: Settings, app_conninfo: str) -> FastAPI:
         CatalogService(lambda tenant_id: SqlCatalogUnitOfWork(database, tenant_id, queue), clock),
         cursors,
     )
+    app.state.catalog_imports = ImportsWeb(product_imports(database, queue, clock))
     app.state.jobs = JobsWeb(
         JobsService(lambda tenant_id: SqlJobsUnitOfWork(database, tenant_id, queue), clock),
         cursors,
@@ -206,6 +208,7 @@ def create_app(settings: Settings, app_conninfo: str) -> FastAPI:
     install_problem_handlers(app)
     app.include_router(auth_router)
     app.include_router(users_router)
+    app.include_router(imports_router)
     app.include_router(products_router)
     app.include_router(jobs_router)
     app.include_router(console_router)
@@ -260,7 +263,11 @@ def create_app(settings: Settings, app_conninfo: str) -> FastAPI:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     install_docs(app)
-    app.add_middleware(BodyGuard, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyGuard,
+        max_body_bytes=settings.max_body_bytes,
+        exempt_prefixes=("/api/v1/products/imports",),  # a CSV body; the route checks its type
+    )
     if settings.cors_origins:
         app.add_middleware(
             ProblemCORSMiddleware,

@@ -8,6 +8,7 @@ act on the jobs row and the queue's row, and this process's worker runs the retr
 from __future__ import annotations
 
 import os
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from playwright.async_api import Page, expect
 from impextech.jobs.api import Backoff, JobContext, JobKind, JsonObject
 from tests.e2e.conftest import Server
 from tests.support.jobs import enqueue, job_row, make_runtime, running_worker, wait_for
-from tests.support.world import PASSWORD, Account
+from tests.support.world import PASSWORD, Account, make_tenant
 
 pytestmark = pytest.mark.anyio
 
@@ -161,6 +162,44 @@ async def test_an_admin_sees_the_numbers_retries_one_dead_job_and_discards_anoth
         await expect(stat(page, "discarded")).to_have_text("1")
         assert job_row(owner, acme.id, second)["state"] == "discarded"  # type: ignore[index]
     assert runs == Counter({first: 2, second: 1})  # discarding ran nothing
+
+
+async def test_many_dead_jobs_page_and_a_waiting_job_shows_its_age(
+    page: Page, server: Server
+) -> None:
+    initech = make_tenant(server.infos.owner, "initech")  # its own numbers, apart from the rest
+    kind = JobKind("browser.bulk", max_attempts=1)
+    idle = JobKind("browser.idle", queue="browser_idle")  # no worker serves this queue
+
+    async def handler(ctx: JobContext) -> JsonObject:
+        raise ValueError(f"row {ctx.payload['n']} is bad")
+
+    async def never(ctx: JobContext) -> JsonObject:
+        raise AssertionError("nothing serves this queue")
+
+    owner, app = server.infos.owner, server.infos.app
+    runtime = make_runtime(app, {kind: handler, idle: never})
+    dead = [await enqueue(app, runtime, initech.id, kind, {"n": n}) for n in range(27)]
+    async with running_worker(runtime):
+        for job_id in dead:
+            await wait_for(owner, initech.id, job_id, {"dead"})
+    await enqueue(app, runtime, initech.id, idle)
+
+    await sign_in(page, server, initech["admin"])
+    await expect(stat(page, "dead")).to_have_text("27")
+    await expect(stat(page, "queued")).to_have_text("1")
+    await expect(page.locator("#oldest dd")).to_have_text(re.compile(r"^\d+(\.\d)? s$"))
+    rows = page.locator("#dead-rows tr")
+    await expect(rows).to_have_count(25)
+    await page.get_by_role("button", name="Show more").click()
+    await expect(rows).to_have_count(27)
+    await expect(page.get_by_role("button", name="Show more")).to_be_hidden()
+    shown = {UUID(i) for i in await rows.evaluate_all("rs => rs.map(r => r.dataset.jobId)")}
+    assert shown == set(dead)
+    # The next automatic refresh keeps the longer list on screen.
+    updated = await page.locator("#updated").text_content()
+    await expect(page.locator("#updated")).not_to_have_text(updated or "")
+    await expect(rows).to_have_count(27)
 
 
 async def test_acting_on_a_job_that_is_no_longer_dead_shows_the_problem(

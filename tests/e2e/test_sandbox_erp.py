@@ -239,22 +239,23 @@ async def test_the_same_seed_gives_the_same_faults(
     assert set(first) == {404, 503}
 
 
-async def test_thousands_of_slow_requests_wait_together(
+async def test_hundreds_of_slow_requests_wait_together(
     erp: tuple[httpx.AsyncClient, ErpState],
 ) -> None:
     client, _ = erp
-    await control(client, latency=1.5)
+    await control(client, latency=2)
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=0)
-    async with httpx.AsyncClient(base_url=str(client.base_url), limits=limits, timeout=30) as many:
+    async with httpx.AsyncClient(base_url=str(client.base_url), limits=limits, timeout=60) as many:
         started = time.monotonic()
         answers = await asyncio.gather(
             *(many.put(f"/accounts/acme/products/p-{i}", json={}) for i in range(400))
         )
         elapsed = time.monotonic() - started
     assert [a.status_code for a in answers] == [201] * 400
-    # Sequential handling would take 600 s; concurrent sleeping takes the latency plus overhead.
-    assert elapsed < 8
-    assert (await stats(client))["max_in_flight"] == 400
+    # One at a time would take 800 s, and a pool of 40 workers 20 s; sleeping requests cost
+    # nothing, so nearly all of them wait at once (connection set-up staggers their arrival).
+    assert (await stats(client))["max_in_flight"] >= 300
+    assert elapsed < 15
 
 
 # -- controls --------------------------------------------------------------------------------

@@ -107,7 +107,7 @@ async def test_a_slow_erp_is_cut_off_at_the_timeout(rig: Rig) -> None:
     started = time.monotonic()
     with pytest.raises(ErpTransientError, match=r"timed out after 0\.5 s"):
         await rig.gateway.push_product(product(), "k")
-    assert 0.5 <= time.monotonic() - started < 1.5
+    assert 0.5 <= time.monotonic() - started < 2.5
     assert rig.breaker.snapshot().consecutive_failures == 1
 
 
@@ -116,7 +116,7 @@ async def test_a_held_request_is_cut_off_at_the_timeout(rig: Rig) -> None:
     started = time.monotonic()
     with pytest.raises(ErpTransientError, match="timed out"):
         await rig.gateway.push_product(product(), "k")
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < 2.5
 
 
 async def test_a_dropped_connection_is_a_failure(rig: Rig) -> None:

@@ -157,13 +157,13 @@ async def test_latency_delays_every_partner_answer_but_not_the_controls(
     erp: tuple[httpx.AsyncClient, ErpState],
 ) -> None:
     client, _ = erp
-    await control(client, latency=0.4)
+    await control(client, latency=1.0)
     started = time.monotonic()
     assert (await client.put(PRODUCT, json={})).status_code == 201
-    assert time.monotonic() - started >= 0.4
+    assert time.monotonic() - started >= 1.0
     started = time.monotonic()
     await client.get("/_stats")
-    assert time.monotonic() - started < 0.3
+    assert time.monotonic() - started < 0.6
 
 
 async def test_a_latency_range_draws_from_the_range(

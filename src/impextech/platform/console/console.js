@@ -264,8 +264,13 @@ function renderDead() {
 let pagesShown = 1;
 let lastDeadSignature = "";
 
+// Bumped by every retry or discard: a list fetched before one is stale and is not drawn.
+let listGeneration = 0;
+
 async function loadDeadFirstPage() {
+  const generation = listGeneration;
   const page = await api(`/api/v1/jobs?state=dead&limit=${PAGE_SIZE}`);
+  if (generation !== listGeneration) return;
   const signature = JSON.stringify(page);
   if (signature === lastDeadSignature) return;
   lastDeadSignature = signature;
@@ -303,8 +308,10 @@ async function refresh({ everything = false } = {}) {
   if (session.expiresAt && Date.now() >= session.expiresAt) return sessionEnded();
   refreshing = true;
   const updated = $("updated");
+  const generation = listGeneration;
   try {
     const summary = await api("/api/v1/jobs/summary");
+    if (generation !== listGeneration) return; // an action since: a newer refresh follows
     renderSummary(summary);
     // With more than one page on screen, the list waits for "Refresh now" instead of jumping.
     if (everything || pagesShown === 1) {
@@ -360,11 +367,13 @@ async function act(job, row, verb, doneText) {
   setRowBusy(row, true, [verb, verb === "retry" ? "Retrying…" : "Discarding…"]);
   try {
     await api(`/api/v1/jobs/${encodeURIComponent(job.id)}/${verb}`, { method: "POST" });
+    listGeneration += 1;
     actionOk(doneText);
     focusAfterRemoval(row);
     deadItems = deadItems.filter((item) => item.id !== job.id);
     lastDeadSignature = "";
     renderDead();
+    refreshing = false; // a refresh started before the action may not overwrite its result
     await refresh({ everything: pagesShown === 1 });
   } catch (error) {
     if (endedBy(error)) return;

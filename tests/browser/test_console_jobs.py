@@ -172,7 +172,8 @@ async def test_many_dead_jobs_page_and_a_waiting_job_shows_its_age(
     idle = JobKind("browser.idle", queue="browser_idle")  # no worker serves this queue
 
     async def handler(ctx: JobContext) -> JsonObject:
-        raise ValueError(f"row {ctx.payload['n']} is bad")
+        n = ctx.payload["n"]
+        raise ValueError(f"row {n} is bad" + ("; " + "column x is empty, " * 20 if n == 0 else ""))
 
     async def never(ctx: JobContext) -> JsonObject:
         raise AssertionError("nothing serves this queue")
@@ -196,6 +197,16 @@ async def test_many_dead_jobs_page_and_a_waiting_job_shows_its_age(
     await expect(page.get_by_role("button", name="Show more")).to_be_hidden()
     shown = {UUID(i) for i in await rows.evaluate_all("rs => rs.map(r => r.dataset.jobId)")}
     assert shown == set(dead)
+
+    # A long error shows its start; the rest opens in place, from the keyboard too.
+    long_error = "ValueError: row 0 is bad; " + "column x is empty, " * 20
+    toggle = row(page, dead[0]).locator("summary")
+    await expect(toggle).to_contain_text(long_error[:160] + "…")
+    await expect(row(page, dead[0]).locator(".error-full")).to_be_hidden()
+    await toggle.focus()
+    await page.keyboard.press("Enter")
+    await expect(row(page, dead[0]).locator(".error-full")).to_have_text(long_error.rstrip())
+    await snap(page, "console-long-error")
     # The next automatic refresh keeps the longer list on screen.
     updated = await page.locator("#updated").text_content()
     await expect(page.locator("#updated")).not_to_have_text(updated or "")

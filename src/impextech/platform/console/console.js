@@ -7,6 +7,8 @@ const SESSION_KEY = "impextech.console.session";
 const REFRESH_MS = 5000;
 const PAGE_SIZE = 25;
 const STATES = ["queued", "running", "failed", "dead", "succeeded", "discarded"];
+const ERROR_PREVIEW = 160;
+const openErrors = new Set();
 
 const $ = (id) => document.getElementById(id);
 
@@ -222,7 +224,25 @@ function jobRow(job) {
   const when = cell(row, "when", element("span", "mono", utc(job.finished_at)));
   when.append(element("span", "muted small", ago(job.finished_at)));
   const error = job.last_error || "(no error recorded)";
-  cell(row, "error", element("span", "error-text", error, error));
+  if (error.length <= ERROR_PREVIEW) {
+    cell(row, "error", element("span", "error-text", error));
+  } else {
+    // A long error (a traceback) opens in place; it stays open across refreshes.
+    const details = element("details", "error-more");
+    const summary = element("summary");
+    summary.append(
+      element("span", "error-text error-preview", `${error.slice(0, ERROR_PREVIEW)}…`),
+      element("span", "more more-show", "Show the whole error"),
+      element("span", "more more-hide", "Hide"),
+    );
+    details.append(summary, element("pre", "error-full", error));
+    details.open = openErrors.has(job.id);
+    details.addEventListener("toggle", () => {
+      if (details.open) openErrors.add(job.id);
+      else openErrors.delete(job.id);
+    });
+    cell(row, "error", details);
+  }
   const actions = cell(row, "actions");
   const retry = element("button", "btn btn-small", "Retry");
   retry.type = "button";

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -15,9 +15,11 @@ import httpx
 import psycopg
 import pytest
 
+from impextech.catalog.adapters.sql_imports import SqlImportProductStore, SqlImportUnitOfWork
 from impextech.catalog.api import ERP_PUSH, PRODUCT_IMPORT, import_handler, product_imports
 from impextech.catalog.domain.imports import COLUMNS
-from impextech.catalog.service.imports import ImportOrder
+from impextech.catalog.domain.model import Product
+from impextech.catalog.service.imports import ImportOrder, ProductImports
 from impextech.jobs.api import (
     JobContext,
     JobRuntime,
@@ -25,8 +27,9 @@ from impextech.jobs.api import (
     PermanentJobError,
     ProcrastinateQueue,
 )
-from impextech.kernel.db import Database
+from impextech.kernel.db import Connection, Database
 from impextech.kernel.domain.clock import SystemClock
+from impextech.kernel.domain.errors import SkuTaken
 from impextech.platform.database import Conninfos
 from tests.support.jobs import running_worker, wait_for
 from tests.support.pg import snapshot
@@ -477,3 +480,81 @@ async def test_three_thousand_rows_through_the_worker(
     assert accepted < 2.0
     assert elapsed < 60
     print(f"\n3000-row import: accepted in {accepted:.3f} s, done in {elapsed:.2f} s")
+
+
+async def test_a_sku_listed_meanwhile_fails_the_batch_and_the_next_attempt_sorts_it_out(
+    clean_db: Conninfos, world: dict[str, Tenant]
+) -> None:
+    acme, seller, seller2 = world["acme"], world["acme"]["seller"], world["acme"]["seller2"]
+    database = Database.connect(clean_db.app, size=2)
+    races = [seller2.id]
+
+    class ListedMeanwhile(SqlImportProductStore):
+        async def lock_by_sku(self, skus: Sequence[str]) -> dict[str, Product]:
+            found = await super().lock_by_sku(skus)
+            if races:  # another seller lists RACE-1 after the batch looked, before it inserts
+                list_directly(clean_db.owner, acme, races.pop(), "RACE-1")
+            return found
+
+    class Uow(SqlImportUnitOfWork):
+        def _bind(self, conn: Connection) -> None:
+            super()._bind(conn)
+            assert self.tenant_id is not None
+            self.products = ListedMeanwhile(conn, self.tenant_id)
+
+    def no_pushes(conn: Connection, tenant_id: UUID) -> NoPushes:
+        return NoPushes()
+
+    imports = ProductImports(
+        lambda tenant_id: None,  # type: ignore[arg-type]  # this test submits nothing
+        lambda tenant_id: Uow(database, tenant_id, no_pushes),
+        SystemClock(),
+    )
+    order = ImportOrder(
+        f"{HEADER}\nA-1,A,,misc,1,EUR,1\nRACE-1,Mine,,misc,1,EUR,1\nB-1,B,,misc,1,EUR,1\n",
+        seller.id,
+        datetime.now(UTC),
+    )
+
+    async def progress(done: int, total: int | None = None) -> None:
+        return None
+
+    try:
+        with pytest.raises(SkuTaken, match="listed meanwhile"):
+            await imports.run(acme.id, order, progress)
+        assert list(products(clean_db.owner, acme)) == ["RACE-1"]  # the batch rolled back
+        report = await imports.run(acme.id, order, progress)
+    finally:
+        await database.dispose()
+    assert report.to_json() == {
+        "rows": 3,
+        "created": 2,
+        "updated": 0,
+        "unchanged": 0,
+        "rejected": 1,
+        "rejected_rows": [
+            {
+                "line": 3,
+                "sku": "RACE-1",
+                "reasons": [{"column": "sku", "message": "belongs to another seller"}],
+            }
+        ],
+    }
+    assert products(clean_db.owner, acme)["RACE-1"][0] == seller2.id
+
+
+class NoPushes:
+    async def product_changed(self, product_id: UUID) -> None:
+        return None
+
+
+def list_directly(owner: str, tenant: Tenant, seller_id: UUID, sku: str) -> None:
+    now = datetime.now(UTC)
+    with psycopg.connect(owner) as conn:
+        conn.execute("SELECT set_config('app.tenant_id', %s, true)", (str(tenant.id),))
+        conn.execute(
+            "INSERT INTO products (tenant_id, id, seller_id, sku, name, description, category,"
+            " price_amount, currency, stock, status, version, created_at, updated_at)"
+            " VALUES (%s, %s, %s, %s, 'Theirs', '', 'misc', 1, 'EUR', 1, 'active', 1, %s, %s)",
+            (tenant.id, uuid.uuid4(), seller_id, sku, now, now),
+        )

@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 from uuid import UUID
 
+from psycopg.errors import UniqueViolation
 from psycopg.rows import tuple_row
 
 from impextech.catalog.adapters.sql import COLUMNS, product_from_row
@@ -13,6 +14,7 @@ from impextech.catalog.domain.model import Product
 from impextech.catalog.service.imports import ChangedProducts
 from impextech.jobs.api import JobKind, JobScheduler
 from impextech.kernel.db import Connection, Database, SqlUnitOfWork
+from impextech.kernel.domain.errors import SkuTaken
 
 _PLACEHOLDERS = ", ".join(f"%({c.strip()})s" for c in COLUMNS.split(","))
 _INSERT = f"INSERT INTO products ({COLUMNS}) VALUES ({_PLACEHOLDERS})"  # noqa: S608 (constants)
@@ -59,10 +61,19 @@ class SqlImportProductStore:
         return {p.sku: p for p in map(product_from_row, await cur.fetchall())}
 
     async def insert(self, products: Sequence[Product]) -> None:
-        # A SKU inserted meanwhile by someone else fails the batch; the job's retry finds it.
-        if products:
+        if not products:
+            return
+        try:
             async with self._conn.cursor() as cur:
                 await cur.executemany(_INSERT, [_params(p) for p in products])
+        except UniqueViolation as exc:
+            if exc.diag.constraint_name != "products_tenant_sku":
+                raise
+            # Listed by someone else since the batch looked: the whole batch rolls back and the
+            # job's next attempt finds the product and treats that row like any other.
+            raise SkuTaken(
+                "a SKU in this batch was listed meanwhile; the next attempt sees it"
+            ) from exc
 
     async def update(self, products: Sequence[Product]) -> None:
         if products:

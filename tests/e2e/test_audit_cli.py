@@ -132,3 +132,17 @@ def test_an_unreachable_database_is_one_line(tmp_path: Path) -> None:
     lines = result.stderr.splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("impextech: error: cannot reach the database: "), lines[0]
+
+
+def test_a_malformed_app_connection_string_is_one_line(
+    e2e_db: database.Conninfos, tmp_path: Path
+) -> None:
+    result = _audit(database.Conninfos(owner=e2e_db.owner, app="host=x bogus"), tmp_path)
+
+    assert result.returncode == 1
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(
+        "impextech: error: IMPEXTECH_APP_DATABASE_URL is not a valid connection string"
+    ), lines[0]

@@ -94,6 +94,22 @@ BREACHES: dict[str, tuple[list[str], set[tuple[str, str]]]] = {
         ["CREATE SCHEMA extra", "CREATE TABLE extra.notes (id int)"],
         {(tenancy.SCOPE, "extra.notes")},
     ),
+    "partition-without-rls": (
+        [
+            "CREATE TABLE parted (tenant_id uuid NOT NULL, id uuid) PARTITION BY HASH (id)",
+            "ALTER TABLE parted ENABLE ROW LEVEL SECURITY",
+            "ALTER TABLE parted FORCE ROW LEVEL SECURITY",
+            "CREATE POLICY tenant_isolation ON parted USING"
+            " (tenant_id = nullif(current_setting('app.tenant_id', true), '')::uuid)",
+            # Queried directly, a partition answers by its own policies, not its parent's.
+            "CREATE TABLE parted_0 PARTITION OF parted FOR VALUES WITH (MODULUS 1, REMAINDER 0)",
+        ],
+        {
+            (tenancy.RLS_ENABLED, "parted_0"),
+            (tenancy.RLS_FORCED, "parted_0"),
+            (tenancy.POLICY, "parted_0"),
+        },
+    ),
     "policy-dropped": (
         ["DROP POLICY tenant_isolation ON refresh_tokens"],
         {(tenancy.POLICY, "refresh_tokens")},

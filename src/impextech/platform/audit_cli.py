@@ -20,7 +20,13 @@ audit_app = typer.Typer(help="Audits of a live database.", no_args_is_help=True)
 
 def app_role_of(app_conninfo: str, settings: Settings) -> str:
     """The role the application really connects as: its connection's user, else the setting."""
-    user = conninfo_to_dict(app_conninfo).get("user")
+    try:
+        user = conninfo_to_dict(app_conninfo).get("user")
+    except psycopg.ProgrammingError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise db.DatabaseSetupError(
+            f"IMPEXTECH_APP_DATABASE_URL is not a valid connection string: {first}"
+        ) from None
     return str(user) if user else settings.app_db_role
 
 

@@ -72,7 +72,7 @@ class AuditReport:
 class _Table:
     oid: int
     name: str  # bare in the public schema, schema-qualified elsewhere
-    kind: str
+    kind: str  # r: table, p: partitioned table, m: materialized view (partitions are tables)
     tenant_not_null: bool | None  # None: no tenant_id column
     rls: bool
     forced: bool
@@ -90,7 +90,6 @@ SELECT c.oid,
   LEFT JOIN pg_attribute a
          ON a.attrelid = c.oid AND a.attname = %(column)s AND a.attnum > 0 AND NOT a.attisdropped
  WHERE c.relkind IN ('r', 'p', 'm')
-   AND NOT c.relispartition
    AND n.nspname NOT IN ('pg_catalog', 'information_schema')
    AND n.nspname NOT LIKE 'pg\\_toast%%'
    AND n.nspname NOT LIKE 'pg\\_temp%%'

@@ -74,6 +74,8 @@ def test_columns_may_come_in_any_order_and_quoted_fields_span_lines() -> None:
         ("-1", "must be between 0 and 1000000000000"),
         ("1000000000001", "must be between 0 and 1000000000000"),
         ("9" * 25, "must be a whole number"),
+        ('"12\n"', "must be a whole number"),
+        ("١٢", "must be a whole number"),  # Arabic-Indic digits: int() would take them
     ],
 )
 def test_bad_prices_are_refused(price: str, message: str) -> None:

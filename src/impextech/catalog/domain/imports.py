@@ -35,7 +35,7 @@ COLUMNS = ("sku", "name", "description", "category", "price_amount", "currency",
 MAX_ROWS = 10_000
 # A whole number as the file writes it; the sign is kept so "-5" is refused as out of range
 # rather than as "not a number". Twenty digits is beyond any limit and keeps int() cheap.
-_INTEGER = re.compile(r"^[+-]?[0-9]{1,20}$")
+_INTEGER = re.compile(r"[+-]?[0-9]{1,20}")
 _ROW_PATH = "row"
 
 
@@ -252,7 +252,7 @@ def _validate(record: CsvRecord, positions: dict[str, int]) -> ImportRow | _Refu
 
 
 def _integer(value: str) -> int:
-    if not _INTEGER.match(value):
+    if not _INTEGER.fullmatch(value):
         raise ValueError("must be a whole number")
     return int(value)
 

@@ -21,16 +21,22 @@ import datetime as dt
 import json
 import os
 import shutil
+import statistics
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import psycopg
 from psycopg import sql
+
+from impextech.catalog.adapters.sql import build_search
+from impextech.catalog.service.ports import ProductQuery
 
 BENCH = Path(__file__).resolve().parents[1]
 if str(BENCH) not in sys.path:
@@ -66,10 +72,41 @@ class Plan:
     warmup: float
     slice: float
     rounds: int  # mirrored passes (on, off, off, on) per run
+    statements: int  # SQL-only phase: transactions per slice
 
 
-FULL = Plan(warmup=5, slice=8, rounds=3)
-QUICK = Plan(warmup=2, slice=3, rounds=1)
+FULL = Plan(warmup=5, slice=8, rounds=3, statements=500)
+QUICK = Plan(warmup=2, slice=3, rounds=1, statements=100)
+SET_TENANT = "SELECT set_config('app.tenant_id', %s, true)"
+
+
+def plan_of(app: str, tenant_id: UUID) -> list[str]:
+    """The list statement's plan as the app role sees it (node lines, costs off)."""
+    statement, params = build_search(tenant_id, ProductQuery(limit=20))
+    with psycopg.connect(app) as conn:
+        conn.execute(SET_TENANT, (str(tenant_id),))
+        rows = conn.execute(
+            sql.SQL("EXPLAIN (COSTS OFF) {}").format(sql.SQL(statement)), params
+        ).fetchall()
+        conn.rollback()
+    return [str(r[0]).strip() for r in rows]
+
+
+def sql_slice(app: str, tenant_id: UUID, n: int) -> list[float]:
+    """Milliseconds per transaction for the list's own statement (``build_search``), run as
+    the request path runs it: the app role, tenant set in the transaction, then rolled back."""
+    statement, params = build_search(tenant_id, ProductQuery(limit=20))
+    out: list[float] = []
+    with psycopg.connect(app) as conn:
+        for _ in range(n):
+            start = time.perf_counter()
+            conn.execute(SET_TENANT, (str(tenant_id),))
+            rows = conn.execute(statement, params).fetchall()
+            conn.rollback()
+            out.append((time.perf_counter() - start) * 1000)
+            if len(rows) != 21:
+                raise RuntimeError(f"the list statement returned {len(rows)} rows, not 21")
+    return out
 
 
 def owner_conninfo(data_dir: Path) -> str:
@@ -172,8 +209,26 @@ def run(plan: Plan) -> dict[str, Any]:
                     closed_loop(wrk, port, LIST_PATH, plan.slice, CONNECTIONS, cpu=probe)
                 )
                 log(f"{side}: {runs[side][-1]['throughput_rps']:.0f} rps")
+            with psycopg.connect(app) as conn:
+                found = conn.execute("SELECT id FROM tenants WHERE slug = %s", (TENANT,)).fetchone()
+            assert found is not None
+            results["plan_rls"] = plan_of(app, found[0])
+            set_rls(owner, tables, False)
+            results["plan_no_rls"] = plan_of(app, found[0])
+            timings: dict[str, list[float]] = {"rls": [], "no_rls": []}
+            sql_slice(app, found[0], plan.statements)  # warm-up
+            for side in ["rls", "no_rls", "no_rls", "rls"] * plan.rounds:
+                set_rls(owner, tables, side == "rls")
+                log(f"{side}: {plan.statements} list statements on one connection")
+                timings[side] += sql_slice(app, found[0], plan.statements)
         for side, parts in runs.items():
             results[side] = combine(parts)
+        for side, samples in timings.items():
+            results[f"sql_{side}"] = {
+                "n": len(samples),
+                "median_ms": statistics.median(samples),
+                "p90_ms": statistics.quantiles(samples, n=10)[-1],
+            }
         results["tool_closed"] = "wrk 4.1 (-t1)" if wrk else "loadgen.py closed mode"
         results["load_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
         return results
@@ -191,6 +246,8 @@ def table(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     on, off = r["rls"], r["no_rls"]
     overhead = 1 - on["throughput_rps"] / off["throughput_rps"]
     cpu_overhead = _cpu(on) / _cpu(off) - 1 if _cpu(off) else float("nan")
+    sql_on, sql_off = r["sql_rls"], r["sql_no_rls"]
+    sql_overhead = sql_on["median_ms"] / sql_off["median_ms"] - 1
     slices = ", ".join(f"{p['throughput_rps']:.0f}" for p in on["runs"])
     off_slices = ", ".join(f"{p['throughput_rps']:.0f}" for p in off["runs"])
 
@@ -209,6 +266,13 @@ def table(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
          "met" if overhead <= GOAL else "**missed**"),
         ("CPU per request added by RLS (server + PostgreSQL)", f"{100 * cpu_overhead:.1f} %",
          "", ""),
+        ("SQL only: the list's statement in its transaction, one connection, RLS on",
+         f"median {sql_on['median_ms']:.3f} ms, p90 {sql_on['p90_ms']:.3f} ms"
+         f" ({sql_on['n']} transactions)", "", ""),
+        ("SQL only, RLS off",
+         f"median {sql_off['median_ms']:.3f} ms, p90 {sql_off['p90_ms']:.3f} ms"
+         f" ({sql_off['n']} transactions)", "", ""),
+        ("SQL only: time added by RLS (medians)", f"{100 * sql_overhead:.1f} %", "", ""),
     ]  # fmt: skip
 
 
@@ -231,7 +295,11 @@ def markdown(r: dict[str, Any], command: str, when: str) -> str:
         f" {r['rows_visible_without_tenant']['rls']} products with no tenant set under RLS,"
         f" {r['rows_visible_without_tenant']['no_rls']} without). {plan['slice']:g} s slices,"
         f" {4 * plan['rounds']} of them in mirrored order (on, off, off, on) after a"
-        f" {plan['warmup']:g} s warm-up.",
+        f" {plan['warmup']:g} s warm-up. The SQL-only rows run the list's own statement"
+        f" (`build_search`) as the app role on one connection, {plan['statements']} transactions"
+        f" per slice in the same mirrored order: less exposed to the machine's other jobs than"
+        f" 64 HTTP connections on 2 shared cores. The statement's plan with RLS:"
+        f" `{' / '.join(r['plan_rls'])}`; without: `{' / '.join(r['plan_no_rls'])}`.",
         "",
         "| measurement | result | goal | verdict |",
         "|---|---|---|---|",

@@ -14,6 +14,7 @@ from impextech.catalog.api import (
     ERP_RECONCILE,
     ERP_RECONCILE_CRON,
     PRODUCT_IMPORT,
+    ErpGateway,
     erp_push_handler,
     erp_reconcile_handler,
     import_handler,
@@ -58,14 +59,11 @@ def make_queue(settings: Settings, app_conninfo: str) -> ProcrastinateQueue:
 
 
 def handlers(
-    settings: Settings, database: Database, queue: ProcrastinateQueue
+    settings: Settings,
+    database: Database,
+    queue: ProcrastinateQueue,
+    gateway: ErpGateway | None,
 ) -> dict[JobKind, Handler]:
-    gateway = make_erp_gateway(
-        settings.erp_url,
-        timeout=settings.erp_timeout,
-        breaker_failures=settings.erp_breaker_failures,
-        breaker_cool_down=settings.erp_breaker_cool_down,
-    )
     imports = product_imports(database, queue, SystemClock())  # it queues ERP pushes
     return {
         NOOP: noop,
@@ -85,10 +83,17 @@ def make_worker(
     """A worker process's parts; the caller disposes of the database when it stops."""
     database = Database.connect(app_conninfo, size=settings.db_pool_size)
     queue = make_queue(settings, app_conninfo)
+    # One gateway per worker process: every ERP job in it shares one breaker.
+    gateway = make_erp_gateway(
+        settings.erp_url,
+        timeout=settings.erp_timeout,
+        breaker_failures=settings.erp_breaker_failures,
+        breaker_cool_down=settings.erp_breaker_cool_down,
+    )
     runtime = JobRuntime(
         database,
         queue,
-        handlers(settings, database, queue),
+        handlers(settings, database, queue, gateway),
         counters=JobCounters(registry),
     )
     runtime.every(ERP_RECONCILE, ERP_RECONCILE_CRON, lambda: active_tenants(database))
@@ -98,5 +103,6 @@ def make_worker(
         lease_seconds=settings.job_lease_seconds,
         drain_seconds=settings.worker_drain_seconds,
         name=name,
+        on_stop=[gateway.aclose] if gateway is not None else [],
     )
     return worker, database

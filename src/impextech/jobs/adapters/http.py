@@ -154,7 +154,7 @@ async def list_jobs(
 @router.get(
     "/summary",
     response_model=JobSummaryOut,
-    responses=problem_responses(401, 403, inputs=False),
+    responses=problem_responses(401, 403),
     summary="Jobs by state and the age of the oldest waiting one (admins)",
 )
 async def summary(request: Request, principal: CurrentPrincipal) -> Response:

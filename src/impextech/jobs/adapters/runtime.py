@@ -288,6 +288,7 @@ class WorkerProcess:
         drain_seconds: float,
         name: str = "worker",
         poll_seconds: float = 1.0,
+        on_stop: Sequence[Callable[[], Awaitable[None]]] = (),
     ) -> None:
         unused = {q for q, _ in queues} - runtime.queue.queue_names
         if unused:
@@ -299,6 +300,7 @@ class WorkerProcess:
         self._name = name
         # New jobs arrive by LISTEN/NOTIFY at once; polling finds retries whose time has come.
         self._poll = poll_seconds
+        self._on_stop = tuple(on_stop)  # what the handlers hold open (HTTP clients)
         self._stop = asyncio.Event()
         self.workers: list[Worker] = []
 
@@ -347,6 +349,8 @@ class WorkerProcess:
             if install_signal_handlers:
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     loop.remove_signal_handler(sig)
+            for close in self._on_stop:
+                await close()
             failures = [r for r in results if isinstance(r, BaseException)]
             log.info("worker stopped")
             if failures:

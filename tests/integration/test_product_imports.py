@@ -558,3 +558,57 @@ def list_directly(owner: str, tenant: Tenant, seller_id: UUID, sku: str) -> None
             " VALUES (%s, %s, %s, %s, 'Theirs', '', 'misc', 1, 'EUR', 1, 'active', 1, %s, %s)",
             (tenant.id, uuid.uuid4(), seller_id, sku, now, now),
         )
+
+
+async def test_two_imports_racing_for_the_same_new_skus_never_deadlock(
+    clean_db: Conninfos, world: dict[str, Tenant]
+) -> None:
+    acme, seller, seller2 = world["acme"], world["acme"]["seller"], world["acme"]["seller2"]
+    database = Database.connect(clean_db.app, size=4)
+    both_looked = asyncio.Barrier(2)
+
+    class InStep(SqlImportProductStore):
+        async def lock_by_sku(self, skus: Sequence[str]) -> dict[str, Product]:
+            found = await super().lock_by_sku(skus)
+            await both_looked.wait()  # neither sees the other's SKUs: both will insert them
+            return found
+
+    class Uow(SqlImportUnitOfWork):
+        def _bind(self, conn: Connection) -> None:
+            super()._bind(conn)
+            assert self.tenant_id is not None
+            self.products = InStep(conn, self.tenant_id)
+
+    def no_pushes(conn: Connection, tenant_id: UUID) -> NoPushes:
+        return NoPushes()
+
+    imports = ProductImports(
+        lambda tenant_id: None,  # type: ignore[arg-type]  # this test submits nothing
+        lambda tenant_id: Uow(database, tenant_id, no_pushes),
+        SystemClock(),
+    )
+    now = datetime.now(UTC)
+    # Opposite orders in the two files: inserted as written, each would wait on the other.
+    forwards = ImportOrder(rows_for("Z-1", "Z-2", "Z-3"), seller.id, now)
+    backwards = ImportOrder(rows_for("Z-3", "Z-2", "Z-1"), seller2.id, now)
+
+    async def progress(done: int, total: int | None = None) -> None:
+        return None
+
+    try:
+        outcomes = await asyncio.gather(
+            imports.run(acme.id, forwards, progress),
+            imports.run(acme.id, backwards, progress),
+            return_exceptions=True,
+        )
+    finally:
+        await database.dispose()
+    failures = [o for o in outcomes if isinstance(o, BaseException)]
+    assert len(failures) == 1, outcomes
+    assert isinstance(failures[0], SkuTaken), failures[0]  # not a deadlock: a clean retry
+    owners = {v[0] for v in products(clean_db.owner, acme).values()}
+    assert len(owners) == 1  # the winner's whole batch, none of the loser's
+
+
+def rows_for(*skus: str) -> str:
+    return HEADER + "\n" + "".join(f"{s},Name {s},,misc,1,EUR,1\n" for s in skus)

@@ -63,9 +63,12 @@ class SqlImportProductStore:
     async def insert(self, products: Sequence[Product]) -> None:
         if not products:
             return
+        # In SKU order: two imports racing for the same new SKUs then wait on each other in one
+        # order and never deadlock.
+        ordered = sorted(products, key=lambda p: p.sku)
         try:
             async with self._conn.cursor() as cur:
-                await cur.executemany(_INSERT, [_params(p) for p in products])
+                await cur.executemany(_INSERT, [_params(p) for p in ordered])
         except UniqueViolation as exc:
             if exc.diag.constraint_name != "products_tenant_sku":
                 raise

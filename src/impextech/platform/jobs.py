@@ -5,9 +5,12 @@ The web process needs the kinds (to enqueue them); worker processes also need th
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from uuid import UUID
 
 from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from impextech.catalog.api import (
     ERP_PUSH,
@@ -34,6 +37,7 @@ from impextech.jobs.api import (
 from impextech.kernel.db import Database
 from impextech.kernel.domain.clock import SystemClock
 from impextech.platform.settings import Settings
+from impextech.resilience.api import BreakerState, CircuitBreaker
 
 # A job that does nothing: the worker's own health probe and the throughput benchmark's load.
 NOOP = JobKind("platform.noop", queue="default", max_attempts=1, timeout_seconds=5)
@@ -45,6 +49,31 @@ async def noop(ctx: JobContext) -> JsonObject | None:
 
 def job_kinds() -> tuple[JobKind, ...]:
     return (NOOP, ERP_PUSH, ERP_RECONCILE, PRODUCT_IMPORT)
+
+
+class BreakerGauges(Collector):
+    """A breaker's state as this worker sees it (each process has its own breaker)."""
+
+    def __init__(self, breaker: CircuitBreaker) -> None:
+        self._breaker = breaker
+
+    def collect(self) -> Iterator[Metric]:
+        snapshot = self._breaker.snapshot()
+        state = GaugeMetricFamily(
+            "impextech_breaker_state",
+            "1 for the breaker's current state",
+            labels=["breaker", "state"],
+        )
+        for candidate in BreakerState:
+            state.add_metric(
+                [self._breaker.name, candidate.value], float(candidate is snapshot.state)
+            )
+        yield state
+        opened = CounterMetricFamily(
+            "impextech_breaker_opened", "Times the breaker opened", labels=["breaker"]
+        )
+        opened.add_metric([self._breaker.name], snapshot.opened_count)
+        yield opened
 
 
 async def active_tenants(database: Database) -> list[UUID]:
@@ -90,6 +119,8 @@ def make_worker(
         breaker_failures=settings.erp_breaker_failures,
         breaker_cool_down=settings.erp_breaker_cool_down,
     )
+    if gateway is not None:
+        registry.register(BreakerGauges(gateway.breaker))
     runtime = JobRuntime(
         database,
         queue,

@@ -288,6 +288,7 @@ BAD_REQUESTS: dict[str, tuple[dict[str, str], bytes, int, str]] = {
     "empty": (CSV, b"", 400, "malformed-csv"),
     "blank": (CSV, b"\n \n", 400, "malformed-csv"),
     "not utf-8": (CSV, HEADER.encode() + b"\nA,Caf\xe9,,c,1,EUR,1\n", 400, "malformed-csv"),
+    "nul byte": (CSV, HEADER.encode() + b"\nA,Te\x00nt,,c,1,EUR,1\n", 400, "malformed-csv"),
     "broken quoting": (CSV, HEADER.encode() + b'\nA,"open,,c,1,EUR,1\n', 400, "malformed-csv"),
     "too large": (CSV, HEADER.encode() + b"\n" + b"x" * 1_048_576, 413, "body-too-large"),
     "too many rows": (

@@ -249,6 +249,8 @@ def test_decode_refuses_empty_and_non_utf8_bodies_and_drops_a_bom() -> None:
         decode(b"  \n")
     with pytest.raises(ImportFileMalformed, match="not UTF-8"):
         decode("sku,name\nA,Caf\xe9".encode("latin-1"))
+    with pytest.raises(ImportFileMalformed, match="NUL character"):
+        decode(b"sku,name\nA,Te\x00nt")
     assert decode("\ufeffsku".encode()) == "sku"
 
 

@@ -118,6 +118,9 @@ def decode(body: bytes) -> str:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ImportFileMalformed(f"the body is not UTF-8 (byte {exc.start})") from None
+    if "\x00" in text:
+        # Never text, and PostgreSQL cannot store it: refused before the file is queued.
+        raise ImportFileMalformed(f"the body holds a NUL character (at {text.index(chr(0))})")
     return text.removeprefix("\ufeff")
 
 

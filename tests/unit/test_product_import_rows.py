@@ -6,6 +6,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from impextech.catalog.domain.imports import (
     COLUMNS,
@@ -336,3 +338,31 @@ def test_a_second_run_of_the_same_import_reports_what_the_first_did() -> None:
     assert isinstance(updated, Applied)
     assert updated.write is not None
     assert apply(updated.write) == Applied(RowOutcome.UPDATED, None)
+
+
+REFUSALS = (ImportFileMalformed, ImportFileInvalid, ImportTooLarge)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300))
+def test_any_body_is_refused_with_a_known_error_or_read(body: bytes) -> None:
+    try:
+        file = read_import(decode(body))
+    except REFUSALS:
+        return
+    validate_rows(file)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(max_size=60), max_size=8))
+def test_any_text_under_a_good_header_yields_rows_or_reasons(lines: list[str]) -> None:
+    try:
+        file = read_import("\n".join((HEADER, *lines)))
+    except REFUSALS:
+        return
+    result = validate_rows(file)
+    assert result.total == len(file.records)
+    for rejected in result.rejected:
+        assert rejected.reasons
+    for row in result.rows:
+        assert "\x00" not in row.name + row.description + row.category

@@ -25,8 +25,8 @@ GLOBAL_TABLES: Mapping[str, str] = {
     "alembic_version": "the schema's migration revision",
     "rate_limit_counters": "keys are digests of client addresses and accounts; no tenant data",
     "procrastinate_jobs": (
-        "job-library queue machinery: args carry only a tenant id and a job id; payload, "
-        "result and errors live in the RLS-protected jobs table"
+        "job-library queue machinery: args carry only a tenant id and a job id (periodic "
+        "ticks: a timestamp); payload, result and errors live in the RLS-protected jobs table"
     ),
     "procrastinate_workers": "job-library machinery: worker heartbeats, no tenant data",
     "procrastinate_periodic_defers": "job-library machinery: periodic schedule, no tenant data",

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.isolation.battlefield import ANONYMOUS, CALLERS, Caller, callers_of
+from tests.isolation.battlefield import ANONYMOUS, CALLERS, Caller, callers_of, import_csv
 from tests.support.world import Tenant
 
 pytestmark = pytest.mark.anyio
@@ -28,6 +28,8 @@ ACTIONS = (
     "list_users",
     "get_other_user",
     "list_jobs",
+    "import_products",
+    "get_other_job",
 )
 WORDS = st.text(alphabet=string.ascii_letters, min_size=1, max_size=12)
 STEP = st.tuples(st.sampled_from(SLUGS), st.sampled_from(CALLERS), st.sampled_from(ACTIONS), WORDS)
@@ -41,6 +43,7 @@ class Ledger:
     names: dict[str, list[str]] = field(default_factory=lambda: {s: [] for s in SLUGS})
     products: dict[str, list[str]] = field(default_factory=lambda: {s: [] for s in SLUGS})
     users: dict[str, list[str]] = field(default_factory=lambda: {s: [] for s in SLUGS})
+    jobs: dict[str, list[str]] = field(default_factory=lambda: {s: [] for s in SLUGS})
     requests: int = 0
 
 
@@ -62,7 +65,8 @@ def _other(slug: str) -> str:
 async def _call(
     client: httpx.AsyncClient, ledger: Ledger, caller: Caller, method: str, url: str, **kw: object
 ) -> httpx.Response:
-    response = await client.request(method, url, headers=caller.headers(), **kw)  # type: ignore[arg-type]
+    headers = {**caller.headers(), **kw.pop("headers", {})}  # type: ignore[dict-item]
+    response = await client.request(method, url, headers=headers, **kw)  # type: ignore[arg-type]
     ledger.requests += 1
     sent = str(response.request.url) + response.request.content.decode()
     foreign = ledger.markers[_other(caller.tenant.slug)]
@@ -129,6 +133,22 @@ async def _step(
         target = ledger.users[other][len(word) % len(ledger.users[other])]
         response = await _call(client, ledger, caller, "GET", f"/api/v1/users/{target}")
         assert response.status_code == 404, response.text
+    elif action == "import_products":
+        sku, name = f"I-{tag}", f"{word} {tag}"
+        response = await _call(
+            client, ledger, caller, "POST", "/api/v1/products/imports",
+            content=import_csv([(sku, name)]), headers={"Content-Type": "text/csv"},
+        )  # fmt: skip
+        expected = {"admin": 202, "seller": 202, "shopper": 403, ANONYMOUS: 401}[who]
+        assert response.status_code == expected, response.text
+        if response.status_code == 202:
+            job_id = response.json()["job_id"]
+            ledger.markers[slug] |= {job_id, sku, name, tag}
+            ledger.jobs[slug].append(job_id)
+    elif action == "get_other_job" and ledger.jobs[other]:
+        target = ledger.jobs[other][len(word) % len(ledger.jobs[other])]
+        response = await _call(client, ledger, caller, "GET", f"/api/v1/jobs/{target}")
+        assert response.status_code == (401 if who == ANONYMOUS else 404), response.text
     elif action == "list_jobs":
         response = await _call(client, ledger, caller, "GET", "/api/v1/jobs")
         expected = {"admin": 200, "seller": 403, "shopper": 403, ANONYMOUS: 401}[who]

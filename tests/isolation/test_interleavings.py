@@ -156,7 +156,7 @@ async def _step(
 
 
 @settings(
-    max_examples=12,
+    max_examples=30,
     deadline=None,
     # The world (two tenants, logged in) is built once and shared by every example on purpose:
     # what each example creates stays, so later examples attack a growing population.

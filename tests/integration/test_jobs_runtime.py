@@ -15,9 +15,11 @@ from impextech.jobs.api import (
     Backoff,
     JobContext,
     JobKind,
+    JobRequest,
     JobRuntime,
     JsonObject,
     RetryLater,
+    SqlJobScheduler,
     SqlJobsUnitOfWork,
     discard_dead,
     retry_dead,
@@ -298,3 +300,44 @@ async def test_bulk_work_cannot_take_the_urgent_queue_slots(clean_db: Conninfos)
         release.set()
         for job in bulk_jobs:
             await wait_for(clean_db.owner, acme.id, job, {"succeeded"})
+
+
+async def test_many_jobs_enqueue_in_one_go_joining_twins_and_pending_jobs(
+    clean_db: Conninfos,
+) -> None:
+    acme = make_tenant(clean_db.owner, "acme")
+    kind = JobKind("test.bulk_push", max_attempts=1)
+    seen: list[str] = []
+
+    async def handler(ctx: JobContext) -> JsonObject:
+        seen.append(str(ctx.payload["n"]))
+        return {}
+
+    runtime = make_runtime(clean_db.app, {kind: handler})
+    pending = await enqueue(clean_db.app, runtime, acme.id, kind, {"n": "old"}, dedup_key="k1")
+    database = Database.connect(clean_db.app, size=1)
+    try:
+        async with database.transaction(acme.id) as conn:
+            scheduler = SqlJobScheduler(conn, acme.id, runtime.queue, datetime.now(UTC))
+            ids = await scheduler.enqueue_many(
+                kind,
+                [
+                    JobRequest({"n": "a"}, dedup_key="k1", lock_key="k1"),  # joins the pending
+                    JobRequest({"n": "b"}, dedup_key="k2", lock_key="k2"),
+                    JobRequest({"n": "c"}, dedup_key="k2", lock_key="k2"),  # twin of b
+                    JobRequest({"n": "d"}),
+                ],
+            )
+    finally:
+        await database.dispose()
+    assert ids[0] == pending
+    assert ids[1] == ids[2]
+    assert len({*ids}) == 3
+    async with running_worker(runtime):
+        for job in ids:
+            await wait_for(clean_db.owner, acme.id, job, {"succeeded"})
+    assert sorted(seen) == ["b", "d", "old"]
+    for job in ids:
+        row = job_row(clean_db.owner, acme.id, job)
+        assert row is not None
+        assert row["queue_job_id"] is not None

@@ -545,7 +545,7 @@ async def test_a_sku_listed_meanwhile_fails_the_batch_and_the_next_attempt_sorts
 
 
 class NoPushes:
-    async def product_changed(self, product_id: UUID) -> None:
+    async def products_changed(self, product_ids: Sequence[UUID]) -> None:
         return None
 
 

@@ -63,8 +63,8 @@ class FakeChanges:
     def __init__(self, pending: list[UUID]) -> None:
         self._pending = pending
 
-    async def product_changed(self, product_id: UUID) -> None:
-        self._pending.append(product_id)
+    async def products_changed(self, product_ids: Sequence[UUID]) -> None:
+        self._pending.extend(product_ids)
 
 
 class FakeImportUow:

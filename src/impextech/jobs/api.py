@@ -18,7 +18,7 @@ from impextech.jobs.domain.model import (
     RetryLater,
 )
 from impextech.jobs.service.jobs import JobsService, discard_dead, retry_dead
-from impextech.jobs.service.ports import Handler, JobContext, JobScheduler
+from impextech.jobs.service.ports import Handler, JobContext, JobRequest, JobScheduler
 
 __all__ = [
     "Backoff",
@@ -29,6 +29,7 @@ __all__ = [
     "JobKind",
     "JobNotDead",
     "JobNotFound",
+    "JobRequest",
     "JobRuntime",
     "JobScheduler",
     "JobState",

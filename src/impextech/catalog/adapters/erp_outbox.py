@@ -7,6 +7,7 @@ always sends the newest version.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from uuid import UUID
 
@@ -15,6 +16,7 @@ from impextech.jobs.api import (
     Handler,
     JobContext,
     JobKind,
+    JobRequest,
     JobScheduler,
     JsonObject,
     ProcrastinateQueue,
@@ -37,9 +39,20 @@ class JobErpOutbox:
         self._scheduler = scheduler
 
     async def product_changed(self, product_id: UUID) -> None:
-        key = f"product:{product_id}"
-        await self._scheduler.enqueue(
-            ERP_PUSH, {"product_id": str(product_id)}, dedup_key=key, lock_key=f"erp:{key}"
+        await self.products_changed([product_id])
+
+    async def products_changed(self, product_ids: Sequence[UUID]) -> None:
+        """One push per product, queued in a few statements however many there are."""
+        await self._scheduler.enqueue_many(
+            ERP_PUSH,
+            [
+                JobRequest(
+                    {"product_id": str(pid)},
+                    dedup_key=f"product:{pid}",
+                    lock_key=f"erp:product:{pid}",
+                )
+                for pid in product_ids
+            ],
         )
 
 
@@ -47,6 +60,9 @@ class NoErpOutbox:
     """For units of work that only read (diagnostics, tests): a write would lose its push."""
 
     async def product_changed(self, product_id: UUID) -> None:
+        await self.products_changed([product_id])
+
+    async def products_changed(self, product_ids: Sequence[UUID]) -> None:
         raise RuntimeError("this unit of work has no job queue; product changes need one")
 
 
@@ -73,8 +89,7 @@ def erp_reconcile_handler(
             )
             behind = [row.id for row in await cur.fetchall()]
             outbox = JobErpOutbox(SqlJobScheduler(conn, ctx.tenant_id, queue, datetime.now(UTC)))
-            for product_id in behind:
-                await outbox.product_changed(product_id)
+            await outbox.products_changed(behind)
         return {"queued": len(behind)}
 
     return reconcile

@@ -51,7 +51,7 @@ class ImportProductStore(Protocol):
 class ChangedProducts(Protocol):
     """Where a written product is announced (the ERP outbox), in the same transaction."""
 
-    async def product_changed(self, product_id: UUID) -> None: ...
+    async def products_changed(self, product_ids: Sequence[UUID]) -> None: ...
 
 
 class ImportUnitOfWork(UnitOfWork, Protocol):
@@ -204,8 +204,7 @@ class ProductImports:
             updated = [a.write for a in applied if a.write and a.outcome is RowOutcome.UPDATED]
             await uow.products.insert(created)
             await uow.products.update(updated)
-            for product in (*created, *updated):
-                await uow.changes.product_changed(product.id)
+            await uow.changes.products_changed([p.id for p in (*created, *updated)])
             await uow.commit()
         # Counted only once the batch is committed: a failed batch leaves the report untouched.
         for outcome in outcomes:

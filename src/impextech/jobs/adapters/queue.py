@@ -7,7 +7,7 @@ that asked for it commits (DESIGN §3: jobs are deferred atomically with their s
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from uuid import UUID
 
@@ -46,16 +46,9 @@ class ProcrastinateQueue:
     def queue_names(self) -> set[str]:
         return {kind.queue for kind in self.kinds.values()}
 
-    async def defer(
-        self,
-        conn: Connection,
-        kind: JobKind,
-        tenant_id: UUID,
-        job_id: UUID,
-        *,
-        lock_key: str | None,
-    ) -> int:
-        job = pjobs.Job(
+    @staticmethod
+    def _job(kind: JobKind, tenant_id: UUID, job_id: UUID, lock_key: str | None) -> pjobs.Job:
+        return pjobs.Job(
             id=None,
             queue=kind.queue,
             priority=kind.priority,
@@ -65,9 +58,36 @@ class ProcrastinateQueue:
             task_name=kind.name,
             task_kwargs={"tenant_id": str(tenant_id), "job_id": str(job_id)},
         )
+
+    async def defer(
+        self,
+        conn: Connection,
+        kind: JobKind,
+        tenant_id: UUID,
+        job_id: UUID,
+        *,
+        lock_key: str | None,
+    ) -> int:
+        job = self._job(kind, tenant_id, job_id, lock_key)
         deferred = await self.app.job_manager.defer_job_async(job, connection=conn)
         assert deferred.id is not None
         return deferred.id
+
+    async def defer_many(
+        self,
+        conn: Connection,
+        kind: JobKind,
+        tenant_id: UUID,
+        jobs: Sequence[tuple[UUID, str | None]],
+    ) -> list[int]:
+        """Defer ``(job_id, lock_key)`` pairs in one statement; their queue ids, in order."""
+        deferred = await self.app.job_manager.batch_defer_jobs_async(
+            [self._job(kind, tenant_id, job_id, lock_key) for job_id, lock_key in jobs],
+            connection=conn,
+        )
+        ids = [job.id for job in deferred]
+        assert all(i is not None for i in ids)
+        return [i for i in ids if i is not None]
 
     async def wake(self, conn: Connection, queue_job_id: int) -> None:
         """A failed (dead) queue job goes back to its queue in the caller's transaction."""

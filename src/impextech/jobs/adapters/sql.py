@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -11,7 +12,7 @@ from psycopg.types.json import Jsonb
 
 from impextech.jobs.adapters.queue import ProcrastinateQueue
 from impextech.jobs.domain.model import Job, JobKind, JobState, JsonObject
-from impextech.jobs.service.ports import JobCounts, JobPage, Started
+from impextech.jobs.service.ports import JobCounts, JobPage, JobRequest, Started
 from impextech.kernel.db import Connection, Database, SqlUnitOfWork
 
 COLUMNS = (
@@ -230,6 +231,68 @@ class SqlJobScheduler:
             "UPDATE jobs SET queue_job_id = %s WHERE id = %s", (queue_job_id, job_id)
         )
         return job_id
+
+    async def enqueue_many(
+        self, kind: JobKind, requests: Sequence[JobRequest], *, created_by: UUID | None = None
+    ) -> list[UUID]:
+        self._queue.require_known(kind)
+        # Twins inside the batch join the first, as they would one by one (and one statement
+        # may not upsert the same row twice).
+        first_of: dict[str, int] = {}
+        unique: list[JobRequest] = []
+        position: list[int] = []
+        for request in requests:
+            if request.dedup_key is not None and request.dedup_key in first_of:
+                position.append(first_of[request.dedup_key])
+                continue
+            if request.dedup_key is not None:
+                first_of[request.dedup_key] = len(unique)
+            position.append(len(unique))
+            unique.append(request)
+        if not unique:
+            return []
+        fresh = [uuid.uuid4() for _ in unique]
+        cur = await self._conn.execute(
+            "INSERT INTO jobs (tenant_id, id, kind, queue, state, max_attempts, payload,"
+            " dedup_key, lock_key, created_by, created_at, updated_at)"
+            " SELECT %(t)s, r.id, %(kind)s, %(queue)s, 'queued', %(max)s, r.payload, r.dedup,"
+            " r.lock, %(by)s, %(now)s, %(now)s"
+            " FROM unnest(%(ids)s::uuid[], %(payloads)s::jsonb[], %(dedups)s::text[],"
+            " %(locks)s::text[]) WITH ORDINALITY AS r(id, payload, dedup, lock, n)"
+            " ORDER BY r.dedup, r.n"  # one lock order for every batch: no deadlocks
+            " ON CONFLICT (tenant_id, kind, dedup_key)"
+            " WHERE state = 'queued' AND dedup_key IS NOT NULL"
+            " DO UPDATE SET updated_at = excluded.updated_at"
+            " RETURNING id, dedup_key",
+            {
+                "t": self._tenant,
+                "kind": kind.name,
+                "queue": kind.queue,
+                "max": kind.max_attempts,
+                "by": created_by,
+                "now": self._now,
+                "ids": fresh,
+                "payloads": [Jsonb(dict(r.payload)) for r in unique],
+                "dedups": [r.dedup_key for r in unique],
+                "locks": [r.lock_key for r in unique],
+            },
+        )
+        rows = await cur.fetchall()
+        inserted = {row.id for row in rows}
+        joined = {row.dedup_key: row.id for row in rows if row.dedup_key is not None}
+        ids = [
+            fresh[i] if fresh[i] in inserted else UUID(str(joined[unique[i].dedup_key]))
+            for i in range(len(unique))
+        ]
+        new = [(fresh[i], unique[i].lock_key) for i in range(len(unique)) if fresh[i] in inserted]
+        if new:
+            queue_ids = await self._queue.defer_many(self._conn, kind, self._tenant, new)
+            await self._conn.execute(
+                "UPDATE jobs SET queue_job_id = q.queue_id"
+                " FROM unnest(%s::uuid[], %s::bigint[]) AS q(id, queue_id) WHERE jobs.id = q.id",
+                ([job_id for job_id, _ in new], queue_ids),
+            )
+        return [ids[p] for p in position]
 
 
 class ProcrastinateQueueControl:

@@ -1,0 +1,456 @@
+"""The background-jobs benchmarks (issue 3): slow partner, throughput vs Celery, per-job costs.
+
+    .venv/bin/python bench/jobs/run.py                     # everything (about 20 minutes)
+    .venv/bin/python bench/jobs/run.py --only slow         # slow partner only (about 5 minutes)
+    .venv/bin/python bench/jobs/run.py --only throughput   # throughput + per-job steps
+    .venv/bin/python bench/jobs/run.py --quick             # smoke run; docs untouched
+
+A full run saves its raw figures in bench/jobs/results/<part>.json and rewrites the jobs section
+of docs/benchmarks.md (between ``<!-- jobs:begin -->`` and ``<!-- jobs:end -->``) from the latest
+saved figures of every part, so one part can be rerun without losing the other's. Everything
+runs on 127.0.0.1, in temporary directories, and stops by itself; see bench/jobs/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import perjob
+import slow_partner
+import throughput
+from jobbench import BEGIN, END, HERE, log, machine, stop_on_signals, write_section
+
+RESULTS = HERE / "results"
+HISTORY = RESULTS / "history.jsonl"  # key figures of every full run, for the spread
+PARTS = ("slow", "throughput")
+
+
+def key_figures(part: str, r: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"part": part, "when": r["when"], "load": r["machine"]["load"]}
+    if part == "slow":
+        out["queued_p99_ms"] = r["queued"]["load"]["p99_ms"]
+        out["queued_5xx"] = _statuses(r["queued"]["load"])[1]
+        out["inline_p99_ms"] = r["inline"]["load"]["p99_ms"]
+        out["inline_5xx"] = _statuses(r["inline"]["load"])[1]
+        out["warm_up"] = "no_worker" in r
+    else:
+        out["drain"] = {_ours_label(x): round(x["rate"]) for x in r["ours_drain"]}
+        out["celery"] = {f"{x['pool']} -c {x['concurrency']}": round(x["rate"])
+                         for x in r["celery_drain"]}  # fmt: skip
+        out["pickup_p50_ms"] = [round(x["pickup"]["p50_ms"], 1) for x in r["ours_pickup"]]
+    return out
+
+
+def history_lines(part: str) -> list[str]:
+    if not HISTORY.exists():
+        return []
+    runs = [json.loads(line) for line in HISTORY.read_text().splitlines() if line.strip()]
+    runs = [x for x in runs if x["part"] == part]
+    if len(runs) < 2:
+        return []
+    lines = ["", "Every full run so far (bench/jobs/results/history.jsonl), for the spread:", ""]
+    for x in runs:
+        if part == "slow":
+            lines.append(
+                f"- {x['when']} (load {x['load']}): queued p99 {_f(x['queued_p99_ms'])} ms,"
+                f" {x['queued_5xx']} × 5xx; inline p99 {_f(x['inline_p99_ms'] / 1000, 1)} s,"
+                f" {x['inline_5xx']} × 5xx"
+                + ("" if x.get("warm_up") else " (no warm-up before the measured load)")
+            )
+        else:
+            drains = "; ".join(f"{k}: {v}/s" for k, v in x["drain"].items())
+            celery = "; ".join(f"Celery {k}: {v}/s" for k, v in x["celery"].items())
+            lines.append(
+                f"- {x['when']} (load {x['load']}): {drains}; {celery}; pickup p50"
+                f" {', '.join(f'{v:g}' for v in x['pickup_p50_ms'])} ms"
+            )
+    return lines
+
+
+def _f(x: Any, digits: int = 1) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "n/a"
+    return f"{x:,.{digits}f}"
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "**missed**"
+
+
+def stamp(command: str) -> dict[str, Any]:
+    return {
+        "machine": machine(),
+        "when": f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
+        "command": command,
+    }
+
+
+def machine_line(r: dict[str, Any]) -> str:
+    m = r["machine"]
+    return (
+        f"Measured {r['when']} with `{r['command']}` on {m['cpus']} cores ({m['cpu']}),"
+        f" {m['memory']}, Linux {m['kernel']}, Python {m['python']}, commit {m['commit']};"
+        f" load average {m['load']} at the start and {r.get('load_end', '?')} at the end"
+        " (other engineers' jobs shared the 2 cores)."
+    )
+
+
+# --- slow partner ---------------------------------------------------------------------------
+
+
+def _statuses(load: dict[str, Any]) -> tuple[int, int, int, int]:
+    st = {int(k): v for k, v in load["statuses"].items()}
+    ok = sum(v for k, v in st.items() if 200 <= k < 300)
+    five = sum(v for k, v in st.items() if k >= 500)
+    busy = st.get(503, 0)
+    errors = sum(load["errors"].values())
+    return ok, five, busy, errors
+
+
+def _no_worker_row(r: dict[str, Any]) -> list[str]:
+    if "no_worker" not in r:
+        return []
+    nl = r["no_worker"]["load"]
+    ok, five, busy, err = _statuses(nl)
+    return [
+        f"| `POST /api/v1/products` again, no worker running (pushes only queued; diagnostic) |"
+        f" {_f(nl['p50_ms'])} ms | {_f(nl['p95_ms'])} ms | {_f(nl['p99_ms'])} ms |"
+        f" {_f(nl['max_ms'])} ms | {ok} | {five} | {busy} | {err} | | |"
+    ]
+
+
+def _timeline(load: dict[str, Any]) -> str:
+    worst = load.get("worst_per_second_ms")
+    return ", ".join(f"{x:.0f}" for x in worst) if worst else "not recorded in this run"
+
+
+SLOW_NOTES = """\
+Reading the slow-partner figures (by hand): the queued endpoint's tail comes from the workers
+sharing the same 2 cores, not from the request path. With no worker running its p99 is the
+diagnostic row's; with {workers} workers × {slots} slots and an ERP that answers every call in
+exactly {latency:g} s, pushes start and finish in waves of up to {wave} at once, and each wave's
+bookkeeping (finish, fetch, start, the product read, the ERP write) is a burst of CPU on the
+machine that also serves the requests; the slowest answer in each second of the load shows when
+the waves landed. In production the workers run on their own machines (or at a lower CPU
+priority); here they share everything on purpose, as `impextech demo` does."""
+
+
+def slow_markdown(r: dict[str, Any]) -> list[str]:
+    p = r["plan"]
+    q, i = r["queued"], r["inline"]
+    ql, il = q["load"], i["load"]
+    q_ok, q_5xx, q_busy, q_err = _statuses(ql)
+    i_ok, i_5xx, i_busy, i_err = _statuses(il)
+    total = int(p["rate"] * p["duration"])
+    calls = i.get("erp_calls", {})
+    pool_waits = calls.get("PoolTimeout", 0)
+    at_end, after = q["pushes_at_end"], q["pushes_after_drain"]
+    errs = q.get("push_errors", {})
+    return [
+        f"### Slow partner: ERP at {r['erp_latency_s']:g} s, {p['rate']:g} product creations/s"
+        f" for {p['duration']:g} s, open loop",
+        "",
+        machine_line(r),
+        "",
+        f"Both endpoints ran on bench/jobs/slow_server.py: `create_app()` exactly as"
+        f" `impextech serve` builds it (one uvicorn process, access log off, psycopg pool of"
+        f" {r['pool_size']} connections, pool wait 10 s), in a fresh process per endpoint,"
+        f" against one `impextech sandbox erp --latency {r['erp_latency_s']:g}` and one embedded"
+        " PostgreSQL."
+        f" Load: bench/jobs/openloop.py (bench/api/loadgen.py's open loop: request *i* due at"
+        f" start + i/{p['rate']:g}, latency from that time, up to 1,200 connections so the"
+        f" generator never holds a request back), {total:,} creations per endpoint, each with"
+        f" its own SKU, as the tenant's admin; answers awaited up to {p['grace']:g} s after the"
+        f" last was due. `IMPEXTECH_ERP_TIMEOUT={r['erp_timeout_s']:g}` for both (the default"
+        f" 5 s would fail every 8 s call and open the breaker). Queued: {p['workers']}"
+        f" × `impextech worker` with `IMPEXTECH_WORKER_QUEUES=urgent:{r['worker_slots']}`"
+        f" (the ERP gateway holds at most 50 connections per process). Inline: the same create,"
+        f" then httpx to the ERP in the request with the gateway's timeouts and 50-connection"
+        f" limit; no worker ran (its queued pushes stayed queued).",
+        "",
+        "| endpoint | p50 | p95 | p99 | max | 2xx | 5xx | of which 503 busy (DB pool) |"
+        " generator errors | goal | verdict |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+        f"| `POST /api/v1/products` (push queued in the same transaction) |"
+        f" {_f(ql['p50_ms'])} ms | {_f(ql['p95_ms'])} ms | {_f(ql['p99_ms'])} ms |"
+        f" {_f(ql['max_ms'])} ms | {q_ok} | {q_5xx} | {q_busy} | {q_err} |"
+        f" p99 < 50 ms, no 5xx | {verdict(ql['p99_ms'] < 50 and q_5xx == 0 and q_err == 0)} |",
+        f"| `POST /bench/products-inline` (ERP called in the request; baseline) |"
+        f" {_f(il['p50_ms'] / 1000, 2)} s | {_f(il['p95_ms'] / 1000, 2)} s |"
+        f" {_f(il['p99_ms'] / 1000, 2)} s | {_f(il['max_ms'] / 1000, 2)} s | {i_ok} | {i_5xx} |"
+        f" {i_busy} | {i_err} | | |",
+        *_no_worker_row(r),
+        "",
+        f"- Queued: {q['products']:,} products created; at the end of the load the pushes were"
+        f" {', '.join(f'{k} {v:,}' for k, v in sorted(at_end.items()))}"
+        f" (ERP: {q['erp_at_end'].get('applied', 0):,} applied, "
+        f"{q['erp_at_end'].get('in_flight', 0)} in flight); "
+        + (
+            f"all {after.get('succeeded', 0):,} pushed after {_f(q['drain_s'], 0)} s more"
+            if q["drained"]
+            else f"after {_f(q['drain_s'], 0)} s of drain (the limit): "
+            + ", ".join(f"{k} {v:,}" for k, v in sorted(after.items()))
+        )
+        + f" (ERP: {q['erp_after_drain'].get('applied', 0):,} applied, at most"
+        f" {q['erp_after_drain'].get('max_in_flight', 0)} calls at once)."
+        + (
+            " Pushes that failed at least once: "
+            + "; ".join(f"{k}: {v}" for k, v in errs.items())
+            + "."
+            if errs
+            else " No push failed."
+        ),
+        f"- Inline: {i_ok:,} of {total:,} creations answered 2xx; {i_5xx:,} answered 5xx"
+        f" ({il['statuses'].get('504', 0):,} × 504 after waiting"
+        f" {r['erp_timeout_s']:g} s for one of the 50 ERP connections: httpx `PoolTimeout`"
+        f" {pool_waits:,}; the ERP applied {i['erp'].get('applied', 0):,} calls, at most"
+        f" {i['erp'].get('max_in_flight', 0)} at once). Yet every one of the"
+        f" {i['products']:,} products was committed before its ERP call: the caller was told"
+        f" 5xx for a product that exists and will never reach the ERP from this path. Up to"
+        f" {il.get('peak_in_flight', '?')} requests were held open at once.",
+        f"- Slowest answer in each second of the load, queued (ms): {_timeline(ql)}.",
+        *(
+            [f"- … and with no worker running (ms): {_timeline(r['no_worker']['load'])}."]
+            if "no_worker" in r
+            else []
+        ),
+        "",
+        SLOW_NOTES.format(
+            workers=p["workers"],
+            slots=r["worker_slots"],
+            latency=r["erp_latency_s"],
+            wave=p["workers"] * r["worker_slots"],
+        ),
+    ]
+
+
+# --- throughput -----------------------------------------------------------------------------
+
+
+def _ours_label(x: dict[str, Any]) -> str:
+    base = f"ours: {x['processes']} × `impextech worker`, `default:{x['slots']}`"
+    if x.get("loops", 1) > 1:
+        base = (
+            f"what-if: {x['processes']} × bench/jobs/whatif_worker.py, {x['loops']} fetch loops"
+            f" × {x['slots'] // x['loops']} slots"
+        )
+    return base
+
+
+def throughput_markdown(r: dict[str, Any]) -> list[str]:
+    p = r["plan"]
+    v = r["celery_versions"]
+    lines = [
+        "### Throughput and pickup latency: no-op jobs, ours (Procrastinate"
+        f" {r.get('procrastinate', '?')}) beside Celery {v['celery']} + Redis {v['server']}",
+        "",
+        machine_line(r),
+        "",
+        f"Drain: {p['jobs']:,} no-op jobs (`platform.noop`) enqueued before any worker started,"
+        f" {p['batch']} per transaction (ours) or one `delay()` each (Celery); jobs/s = jobs /"
+        " (last finish − first start), so start-up is not counted. Ours: `impextech worker`"
+        " processes (one library worker per queue, database pool 10 + library pool 10 per"
+        " process, `IMPEXTECH_LOG_LEVEL=warning`), durable PostgreSQL commits (fsync on)."
+        " Celery: `celery worker` from a throwaway venv, Redis at 127.0.0.1:6379 (no"
+        " persistence settings changed), `--without-gossip --without-mingle --without-heartbeat`,"
+        " default prefetch (4), task result ignored; the task records `time.time()` at its start"
+        " in a Redis list. CPU per job: the worker processes (and for ours the embedded"
+        " PostgreSQL) from /proc; Redis's CPU is not counted.",
+        "",
+        "| system | jobs | enqueue (jobs/s) | drained (jobs/s) | worker CPU ms/job |"
+        " PostgreSQL CPU ms/job | transactions/job | goal | verdict |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for x in r["ours_drain"]:
+        shipped = x.get("loops", 1) == 1
+        lines.append(
+            f"| {_ours_label(x)} | {x['drained']:,}/{x['jobs']:,} | {_f(x['enqueue_rate'], 0)} |"
+            f" {_f(x['rate'], 0)} | {_f(x['worker_cpu_ms_per_job'], 2)} |"
+            f" {_f(x['pg_cpu_ms_per_job'], 2)} | {_f(x['commits_per_job'], 1)} |"
+            + (f" ≥ 1,000 | {verdict(x['rate'] >= 1000)} |" if shipped else " | |")
+        )
+    for x in r["celery_drain"]:
+        lines.append(
+            f"| Celery: `-P {x['pool']} -c {x['concurrency']}` | {x['drained']:,}/{x['jobs']:,} |"
+            f" {_f(x['enqueue_rate'], 0)} | {_f(x['rate'], 0)} |"
+            f" {_f(x['worker_cpu_ms_per_job'], 2)} | n/a (Redis) | n/a | | |"
+        )
+    lines += [
+        "",
+        f"Pickup latency (start − enqueue): workers running and idle, {p['rate']:g} jobs/s for"
+        f" {p['seconds']:g} s, open loop, one job per transaction (ours: `created_at` taken just"
+        " before the enqueuing transaction, `started_at` when the worker's wrapper starts the job,"
+        " same clock; library view: `procrastinate_events` deferred → started, database clock)."
+        f" The rate is below the slowest configuration's drain rate, so this measures pickup,"
+        f" not a backlog.",
+        "",
+        "| system | p50 | p90 | p99 | max | jobs | goal | verdict |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for x in r["ours_pickup"]:
+        pk, lib = x["pickup"], x["library_pickup"]
+        shipped = x.get("loops", 1) == 1
+        lines.append(
+            f"| {_ours_label(x)} | {_f(pk['p50_ms'])} ms | {_f(pk['p90_ms'])} ms |"
+            f" {_f(pk['p99_ms'])} ms | {_f(pk['max_ms'])} ms | {int(pk['n']):,} |"
+            + (f" p50 ≤ 20 ms | {verdict(pk['p50_ms'] <= 20)} |" if shipped else " | |")
+        )
+        lines.append(
+            f"| … the library's own view (events) | {_f(lib['p50_ms'])} ms |"
+            f" {_f(lib['p90_ms'])} ms | {_f(lib['p99_ms'])} ms | {_f(lib['max_ms'])} ms |"
+            f" {int(lib['n']):,} | | |"
+        )
+    for x in r["celery_pickup"]:
+        pk = x["pickup"]
+        lines.append(
+            f"| Celery: `-P {x['pool']} -c {x['concurrency']}` | {_f(pk['p50_ms'])} ms |"
+            f" {_f(pk['p90_ms'])} ms | {_f(pk['p99_ms'])} ms | {_f(pk['max_ms'])} ms |"
+            f" {int(pk['n']):,} | | |"
+        )
+    steps = r.get("perjob")
+    if steps:
+        pj = steps["per_job"]
+        lines += [
+            "",
+            f"Where a job's time goes (bench/jobs/perjob.py): one worker's database conversation"
+            f" for each of {steps['jobs']:,} no-op jobs, replayed step by step on one connection"
+            f" per side with nothing else running in it, so each step's cost is seen alone:"
+            f" {_f(steps['serial_jobs_per_s'], 0)} jobs/s when done one after the other.",
+            "",
+            "| step (who) | round trips in a real worker | commits | wall ms/job (replay) |"
+            " PostgreSQL CPU ms/job (replay) |",
+            "|---|---|---|---|---|",
+            f"| fetch: `procrastinate_fetch_job_v2` (library) | 2 (pool check, fetch) | 1 |"
+            f" {_f(pj['fetch']['wall_ms'], 2)} | {_f(pj['fetch']['pg_cpu_ms'], 2)} |",
+            f"| start: `set_config` + `UPDATE jobs … RETURNING` (ours) | 4 (BEGIN, set_config,"
+            f" UPDATE, COMMIT) | 1 | {_f(pj['start']['wall_ms'], 2)} |"
+            f" {_f(pj['start']['pg_cpu_ms'], 2)} |",
+            f"| succeed: `set_config` + `UPDATE jobs` (ours) | 4 | 1 |"
+            f" {_f(pj['succeed']['wall_ms'], 2)} | {_f(pj['succeed']['pg_cpu_ms'], 2)} |",
+            f"| finish: `procrastinate_finish_job_v1` (library) | 2 (pool check, finish) | 1 |"
+            f" {_f(pj['finish']['wall_ms'], 2)} | {_f(pj['finish']['pg_cpu_ms'], 2)} |",
+        ]
+    return lines
+
+
+NOTES = """\
+#### What limits our throughput, and what would lift it
+
+From the figures above, a py-spy profile of a draining worker, and the code path of one job.
+
+- **One fetch at a time per process.** `WorkerProcess` runs one library `Worker` per queue, and
+  a library worker fetches jobs one query at a time (`Worker._fetch_and_process_jobs` awaits
+  each `fetch_job` before the next), each fetch a committed write. So a process starts jobs no
+  faster than one fetch round trip allows, whatever its slot count: more slots do not help,
+  more processes or more fetch loops do. The what-if rows run the same `make_worker` with the
+  queue split over several library workers in one process (bench/jobs/whatif_worker.py, no
+  change to `src/`). **Proposal:** let `WorkerProcess` run N library workers per queue (slots
+  split between them), or a fetch that takes several jobs per query.
+- **Twelve round trips and four durable commits per job.** Per no-op job: the library's fetch
+  (pool check + fetch) and finish (pool check + finish), and the wrapper's two transactions in
+  `JobRuntime._run_in_tenant` (start and succeed, each BEGIN + `set_config` + UPDATE + COMMIT,
+  psycopg sending BEGIN as its own round trip). On this machine a one-row durable write transaction
+  (the same four round trips) took {commit_ms} ms, and the whole conversation, replayed alone,
+  {serial_ms} ms per job (table above).
+  **Proposals:** send `set_config` and the UPDATE in one round trip (psycopg pipeline mode, or
+  one statement); make the wrapper's `start`/`succeed` bookkeeping `SET LOCAL
+  synchronous_commit = off` (a lost "running" mark after a crash is harmless: the library's
+  own state decides what runs again, and handlers are idempotent), keeping the library's
+  commits durable; do the success UPDATE in the library's finish transaction (one commit
+  instead of two); turn off the library connector pool's per-checkout check.
+- **The library's fetch is the costliest statement** in PostgreSQL CPU (its plpgsql function
+  checks per-key locks with a NOT EXISTS over the queue); keeping `procrastinate_jobs` small
+  (delete finished jobs, `delete_jobs="successful"`; the `jobs` table keeps the history) keeps
+  it cheap as the table grows.
+- **The machine.** Ours spends the worker CPU and PostgreSQL CPU per job shown above, on 2
+  cores that other engineers' test suites were also using (see the load averages). PostgreSQL
+  CPU counts every process of the cluster, autovacuum included, so it moves between rows.
+  Celery's Redis broker does not write to disk per task (this Redis runs with persistence off:
+  `appendonly no`, `save ""`), so a crash loses queued tasks that our jobs keep. Even on idle
+  cores, 1,000 jobs/s needs the two CPU figures together well under 2 ms per job."""
+
+
+def markdown(parts: dict[str, dict[str, Any]]) -> str:
+    lines = [
+        BEGIN,
+        "## Background jobs: slow partner, throughput beside Celery (bench/jobs)",
+        "",
+        "Generated by `bench/jobs/run.py` from bench/jobs/results/*.json; rerun with"
+        " `.venv/bin/python bench/jobs/run.py` (see bench/jobs/README.md).",
+        "",
+    ]
+    if "slow" in parts:
+        lines += [*slow_markdown(parts["slow"]), *history_lines("slow"), ""]
+    if "throughput" in parts:
+        t = parts["throughput"]
+        steps = t.get("perjob", {})
+        serial = sum(x["wall_ms"] for x in steps.get("per_job", {}).values())
+        notes = NOTES.format(
+            commit_ms=_f(steps.get("commit_ms"), 2), serial_ms=_f(serial or None, 1)
+        )
+        lines += [*throughput_markdown(t), *history_lines("throughput"), "", notes, ""]
+    lines.append(END)
+    return "\n".join(lines)
+
+
+def load_saved() -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for part in PARTS:
+        path = RESULTS / f"{part}.json"
+        if path.exists():
+            out[part] = json.loads(path.read_text())
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--only", choices=PARTS, help="run one part (the other keeps its saved run)")
+    ap.add_argument("--quick", action="store_true", help="short phases; nothing saved")
+    ap.add_argument("--docs-only", action="store_true", help="rewrite the docs from saved runs")
+    args = ap.parse_args()
+    parts = [args.only] if args.only else list(PARTS)
+    command = ".venv/bin/python bench/jobs/run.py" + (f" --only {args.only}" if args.only else "")
+    fresh: dict[str, dict[str, Any]] = {}
+    if not args.docs_only:
+        with stop_on_signals():
+            for part in parts:
+                info = stamp(command)
+                if part == "slow":
+                    res = slow_partner.run(slow_partner.QUICK if args.quick else slow_partner.FULL)
+                else:
+                    plan = throughput.QUICK if args.quick else throughput.FULL
+                    work = Path(tempfile.mkdtemp(prefix="impextech-bench-celery-"))
+                    try:
+                        res = throughput.run(plan, work)
+                    finally:
+                        shutil.rmtree(work, ignore_errors=True)  # the throwaway Celery venv
+                    res["perjob"] = perjob.run(2000 if not args.quick else 500)
+                    res["procrastinate"] = perjob.library_version()
+                res.update(info)
+                res["load_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+                fresh[part] = res
+                if not args.quick:
+                    RESULTS.mkdir(exist_ok=True)
+                    (RESULTS / f"{part}.json").write_text(json.dumps(res, indent=2, default=str))
+                    with HISTORY.open("a") as out:
+                        out.write(json.dumps(key_figures(part, res)) + "\n")
+                    log(f"saved {RESULTS / f'{part}.json'}")
+    block = markdown(fresh if args.quick else load_saved())
+    print(block)
+    if not args.quick:
+        write_section(block)
+        log("updated docs/benchmarks.md (jobs section)")
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from impextech.jobs.adapters.runtime import fetch_loops
 from impextech.jobs.api import Backoff, JobKind
 from impextech.jobs.domain.model import GiveUp, RetryAt, after_failure, describe_error
 
@@ -68,3 +69,13 @@ def test_errors_are_described_briefly() -> None:
     long = describe_error(RuntimeError("x" * 5000))
     assert len(long) == 2000
     assert long.endswith("…")
+
+
+@pytest.mark.parametrize(
+    ("slots", "loops"),
+    [(1, [1]), (2, [2]), (3, [3]), (4, [2, 2]), (5, [3, 2]), (8, [2, 2, 2, 2]),
+     (50, [13, 13, 12, 12])],
+)  # fmt: skip
+def test_a_queues_slots_are_spread_over_a_few_fetch_loops(slots: int, loops: list[int]) -> None:
+    assert fetch_loops(slots) == loops
+    assert sum(fetch_loops(slots)) == slots

@@ -11,10 +11,10 @@ PostgreSQL through psycopg directly, with rows as named tuples.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import TracebackType
-from typing import Any, Self, TypeAlias
+from typing import Any, LiteralString, Self, TypeAlias
 from uuid import UUID
 
 from psycopg import AsyncConnection
@@ -84,6 +84,35 @@ class Database:
             await _finish(holder, conn, exc, commit=False)
             raise
         await _finish(holder, conn, None, commit=True)
+
+    async def execute_once(
+        self,
+        tenant_id: UUID | None,
+        query: LiteralString,
+        params: Sequence[Any] | Mapping[str, Any],
+        *,
+        durable: bool = True,
+    ) -> Any | None:
+        """One statement in its own tenant transaction, in a single round trip; its first row.
+
+        The tenant setting, the statement and the commit travel together in pipeline mode.
+        ``durable=False`` lets the commit return before its WAL is flushed: for bookkeeping
+        whose loss in a crash is harmless, and which any later durable commit flushes anyway.
+        """
+        await self._ensure_open()
+        async with self.pool.connection() as conn:
+            try:
+                async with conn.pipeline():
+                    await conn.execute(_SET_TENANT, (str(tenant_id) if tenant_id else "",))
+                    if not durable:
+                        await conn.execute("SET LOCAL synchronous_commit = off")
+                    cur = await conn.execute(query, params)
+                    await conn.commit()
+                return await cur.fetchone() if cur.description is not None else None
+            except BaseException:
+                if not conn.closed:
+                    await conn.rollback()
+                raise
 
     async def dispose(self) -> None:
         if self._opened:

@@ -24,7 +24,7 @@ from procrastinate.worker import Worker
 
 from impextech.jobs.adapters.metrics import JobCounters
 from impextech.jobs.adapters.queue import ProcrastinateQueue
-from impextech.jobs.adapters.sql import SqlJobScheduler, SqlJobStore
+from impextech.jobs.adapters.sql import SqlJobLedger, SqlJobScheduler
 from impextech.jobs.domain.model import (
     GiveUp,
     JobKind,
@@ -168,8 +168,8 @@ class JobRuntime:
             await self._run_in_tenant(kind, tenant_id, job_id)
 
     async def _run_in_tenant(self, kind: JobKind, tenant_id: UUID, job_id: UUID) -> None:
-        async with self._db.transaction(tenant_id) as conn:
-            started = await SqlJobStore(conn, tenant_id).start(job_id, self._clock.now())
+        ledger = SqlJobLedger(self._db, tenant_id)
+        started = await ledger.start(job_id, self._clock.now())
         if started is None:
             # Finished, discarded, or not this tenant's: nothing to do, nothing to reveal.
             log.info("job skipped: not startable in its tenant")
@@ -186,8 +186,7 @@ class JobRuntime:
         self._count("runs", kind)
 
         async def progress(done: int, total: int | None = None) -> None:
-            async with self._db.transaction(tenant_id) as conn:
-                await SqlJobStore(conn, tenant_id).progress(job_id, done, total, self._clock.now())
+            await ledger.progress(job_id, done, total, self._clock.now())
 
         context = JobContext(
             tenant_id=tenant_id,
@@ -221,8 +220,7 @@ class JobRuntime:
             self._count("failures", kind)
             await self._after_failure(kind, tenant_id, job_id, started.attempts, error, exc)
         else:
-            async with self._db.transaction(tenant_id) as conn:
-                await SqlJobStore(conn, tenant_id).succeed(job_id, result, self._clock.now())
+            await ledger.succeed(job_id, result, self._clock.now())
             self._count("succeeded", kind)
             log.info(
                 "job succeeded",
@@ -246,8 +244,7 @@ class JobRuntime:
             self._count("dead", kind)
             log.error("job dead", attempt=attempts, error=error, why=decision.reason)
             raise _Buried() from exc
-        async with self._db.transaction(tenant_id) as conn:
-            await SqlJobStore(conn, tenant_id).fail(job_id, error, decision.at, now)
+        await SqlJobLedger(self._db, tenant_id).fail(job_id, error, decision.at, now)
         self._count("retries", kind)
         log.warning(
             "job attempt failed", attempt=attempts, error=error, retry_at=decision.at.isoformat()
@@ -259,24 +256,33 @@ class JobRuntime:
             getattr(self._counters, counter).labels(kind.queue, kind.name).inc()
 
     async def _finish_dead(self, tenant_id: UUID, job_id: UUID, error: str) -> None:
-        async with self._db.transaction(tenant_id) as conn:
-            await SqlJobStore(conn, tenant_id).bury(job_id, error, self._clock.now())
+        await SqlJobLedger(self._db, tenant_id).bury(job_id, error, self._clock.now())
 
     async def _release(
         self, tenant_id: UUID, job_id: UUID, at: datetime, note: str | None, *, refund: bool
     ) -> None:
-        async with self._db.transaction(tenant_id) as conn:
-            await SqlJobStore(conn, tenant_id).release(
-                job_id, at, note, self._clock.now(), refund=refund
-            )
+        await SqlJobLedger(self._db, tenant_id).release(
+            job_id, at, note, self._clock.now(), refund=refund
+        )
+
+
+def fetch_loops(slots: int, per_loop: int = 2, most: int = 4) -> list[int]:
+    """A queue's slots, split over several library workers.
+
+    A library worker fetches one job per round trip, so one fetch loop caps how fast a process
+    starts jobs whatever its slots (bench/jobs measured it); a few loops per queue lift that.
+    """
+    loops = max(1, min(most, slots // per_loop))
+    return [slots // loops + (1 if i < slots % loops else 0) for i in range(loops)]
 
 
 class WorkerProcess:
-    """One ``impextech worker``: a library worker per queue, each with its own slots.
+    """One ``impextech worker``: library workers per queue, each queue with its own slots.
 
     Separate workers per queue mean bulk imports can fill every bulk slot and an urgent job still
-    starts at once. Heartbeats every third of the lease; a job whose worker stopped beating for a
-    whole lease (SIGKILL, a frozen host) is handed back to the queue by whichever worker notices.
+    starts at once; a queue's slots are spread over a few workers (``fetch_loops``). Heartbeats
+    every third of the lease; a job whose worker stopped beating for a whole lease (SIGKILL, a
+    frozen host) is handed back to the queue by whichever worker notices.
     """
 
     def __init__(
@@ -318,8 +324,8 @@ class WorkerProcess:
                 Worker(
                     app=app,
                     queues=[queue],
-                    name=f"{self._name}:{queue}",
-                    concurrency=slots,
+                    name=f"{self._name}:{queue}:{n}",
+                    concurrency=share,
                     install_signal_handlers=False,
                     shutdown_graceful_timeout=self._drain,
                     update_heartbeat_interval=max(self._lease / 3, 0.5),
@@ -328,6 +334,7 @@ class WorkerProcess:
                     listen_notify=True,
                 )
                 for queue, slots in self._queues
+                for n, share in enumerate(fetch_loops(slots))
             ]
             runs = [
                 asyncio.create_task(w.run(), name=f"worker {w.worker_name}")  # type: ignore[no-untyped-call]

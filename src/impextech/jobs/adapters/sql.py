@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, LiteralString
 from uuid import UUID
 
 from psycopg.types.json import Jsonb
@@ -118,41 +118,54 @@ class SqlJobStore:
             (now, job_id),
         )
 
-    # The worker's side: each call is its own short transaction, made by the runtime.
+
+class SqlJobLedger:
+    """The worker's bookkeeping: each mark is one tenant transaction in one round trip.
+
+    The marks commit without waiting for their WAL flush: each is followed by the job library's
+    own durable commit (fetch, finish or retry), which flushes it too, and a mark lost in a crash
+    is harmless because the library's state decides what runs again and handlers are idempotent.
+    """
+
+    def __init__(self, database: Database, tenant_id: UUID) -> None:
+        self._db = database
+        self._tenant = tenant_id
+
+    async def _mark(self, query: LiteralString, params: tuple[Any, ...]) -> Any | None:
+        return await self._db.execute_once(self._tenant, query, params, durable=False)
 
     async def start(self, job_id: UUID, now: datetime) -> Started | None:
-        cur = await self._conn.execute(
+        row = await self._mark(
             "UPDATE jobs SET state = 'running', attempts = attempts + 1, updated_at = %s,"
             " started_at = coalesce(started_at, %s), next_attempt_at = NULL"
             f" WHERE id = %s AND {_STARTABLE} RETURNING kind, attempts, payload",
             (now, now, job_id),
         )
-        row = await cur.fetchone()
         return Started(row.kind, row.attempts, row.payload) if row else None
 
     async def progress(self, job_id: UUID, done: int, total: int | None, now: datetime) -> None:
-        await self._conn.execute(
+        await self._mark(
             "UPDATE jobs SET progress_done = %s, progress_total = coalesce(%s, progress_total),"
             " updated_at = %s WHERE id = %s AND state = 'running'",
             (done, total, now, job_id),
         )
 
     async def succeed(self, job_id: UUID, result: JsonObject | None, now: datetime) -> None:
-        await self._conn.execute(
+        await self._mark(
             "UPDATE jobs SET state = 'succeeded', result = %s, last_error = NULL,"
             f" finished_at = %s, updated_at = %s WHERE id = %s AND {_STARTABLE}",
             (Jsonb(result) if result is not None else None, now, now, job_id),
         )
 
     async def fail(self, job_id: UUID, error: str, retry_at: datetime, now: datetime) -> None:
-        await self._conn.execute(
+        await self._mark(
             "UPDATE jobs SET state = 'failed', last_error = %s, next_attempt_at = %s,"
             f" updated_at = %s WHERE id = %s AND {_STARTABLE}",
             (error, retry_at, now, job_id),
         )
 
     async def bury(self, job_id: UUID, error: str, now: datetime) -> None:
-        await self._conn.execute(
+        await self._mark(
             "UPDATE jobs SET state = 'dead', last_error = %s, next_attempt_at = NULL,"
             f" finished_at = %s, updated_at = %s WHERE id = %s AND {_STARTABLE}",
             (error, now, now, job_id),
@@ -162,7 +175,7 @@ class SqlJobStore:
         self, job_id: UUID, at: datetime, note: str | None, now: datetime, *, refund: bool
     ) -> None:
         """Back to the queue; ``refund`` gives back the attempt that did not really happen."""
-        await self._conn.execute(
+        await self._mark(
             "UPDATE jobs SET state = 'queued', next_attempt_at = %s,"
             " last_error = coalesce(%s, last_error),"
             " attempts = CASE WHEN %s THEN greatest(attempts - 1, 0) ELSE attempts END,"

@@ -3,11 +3,12 @@
     .venv/bin/python bench/jobs/run.py                     # everything (about 20 minutes)
     .venv/bin/python bench/jobs/run.py --only slow         # slow partner only (about 5 minutes)
     .venv/bin/python bench/jobs/run.py --only throughput   # throughput + per-job steps
+    .venv/bin/python bench/jobs/run.py --only steps        # the fetch against the queue's size
     .venv/bin/python bench/jobs/run.py --quick             # smoke run; docs untouched
 
 A full run saves its raw figures in bench/jobs/results/<part>.json and rewrites the jobs section
 of docs/benchmarks.md (between ``<!-- jobs:begin -->`` and ``<!-- jobs:end -->``) from the latest
-saved figures of every part, so one part can be rerun without losing the other's. Everything
+saved figures of every part, so one part can be rerun without losing the others'. Everything
 runs on 127.0.0.1, in temporary directories, and stops by itself; see bench/jobs/README.md.
 """
 
@@ -31,12 +32,17 @@ from jobbench import BEGIN, END, HERE, log, machine, stop_on_signals, write_sect
 
 RESULTS = HERE / "results"
 HISTORY = RESULTS / "history.jsonl"  # key figures of every full run, for the spread
-PARTS = ("slow", "throughput")
+PARTS = ("slow", "throughput", "steps")
+STEP_SIZES = (500, 2000, 4000)  # jobs replayed by perjob.py in the "steps" part
 
 
 def key_figures(part: str, r: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"part": part, "when": r["when"], "load": r["machine"]["load"]}
-    if part == "slow":
+    if part == "steps":
+        out["fetch_pg_cpu_ms"] = {
+            n: round(x["per_job"]["fetch"]["pg_cpu_ms"], 2) for n, x in r["sizes"].items()
+        }
+    elif part == "slow":
         out["queued_p99_ms"] = r["queued"]["load"]["p99_ms"]
         out["queued_5xx"] = _statuses(r["queued"]["load"])[1]
         out["inline_p99_ms"] = r["inline"]["load"]["p99_ms"]
@@ -51,7 +57,7 @@ def key_figures(part: str, r: dict[str, Any]) -> dict[str, Any]:
 
 
 def history_lines(part: str) -> list[str]:
-    if not HISTORY.exists():
+    if part == "steps" or not HISTORY.exists():
         return []
     runs = [json.loads(line) for line in HISTORY.read_text().splitlines() if line.strip()]
     runs = [x for x in runs if x["part"] == part]
@@ -269,8 +275,9 @@ def throughput_markdown(r: dict[str, Any]) -> list[str]:
         " (last finish − first start), so start-up is not counted. Ours: `impextech worker`"
         " processes (one library worker per queue, database pool 10 + library pool 10 per"
         " process, `IMPEXTECH_LOG_LEVEL=warning`), durable PostgreSQL commits (fsync on)."
-        " Celery: `celery worker` from a throwaway venv, Redis at 127.0.0.1:6379 (no"
-        " persistence settings changed), `--without-gossip --without-mingle --without-heartbeat`,"
+        " Celery: `celery worker` from a throwaway venv, the local Redis at 127.0.0.1:6379"
+        ' (as found: persistence off, `appendonly no`, `save ""`),'
+        " `--without-gossip --without-mingle --without-heartbeat`,"
         " default prefetch (4), task result ignored; the task records `time.time()` at its start"
         " in a Redis list. CPU per job: the worker processes (and for ours the embedded"
         " PostgreSQL) from /proc; Redis's CPU is not counted.",
@@ -367,25 +374,58 @@ From the figures above, a py-spy profile of a draining worker, and the code path
 - **Twelve round trips and four durable commits per job.** Per no-op job: the library's fetch
   (pool check + fetch) and finish (pool check + finish), and the wrapper's two transactions in
   `JobRuntime._run_in_tenant` (start and succeed, each BEGIN + `set_config` + UPDATE + COMMIT,
-  psycopg sending BEGIN as its own round trip). On this machine a one-row durable write transaction
-  (the same four round trips) took {commit_ms} ms, and the whole conversation, replayed alone,
-  {serial_ms} ms per job (table above).
+  psycopg sending BEGIN as its own round trip); `pg_stat_database` counts 6 transactions per
+  job, these 4 committed writes and 2 more (the pool checks, by our reading). On this machine a
+  one-row durable write transaction (the same four round trips) took {commit_ms} ms, and the
+  whole conversation, replayed alone, {serial_ms} ms per job (table above).
   **Proposals:** send `set_config` and the UPDATE in one round trip (psycopg pipeline mode, or
   one statement); make the wrapper's `start`/`succeed` bookkeeping `SET LOCAL
-  synchronous_commit = off` (a lost "running" mark after a crash is harmless: the library's
-  own state decides what runs again, and handlers are idempotent), keeping the library's
-  commits durable; do the success UPDATE in the library's finish transaction (one commit
+  synchronous_commit = off`, keeping the library's commits durable (the WAL is flushed in
+  order, so the library's next durable commit makes them durable too; a crash in between loses
+  only a mark that the library's own state makes the job redo, and handlers are idempotent);
+  do the success UPDATE in the library's finish transaction (one commit
   instead of two); turn off the library connector pool's per-checkout check.
 - **The library's fetch is the costliest statement** in PostgreSQL CPU (its plpgsql function
-  checks per-key locks with a NOT EXISTS over the queue); keeping `procrastinate_jobs` small
-  (delete finished jobs, `delete_jobs="successful"`; the `jobs` table keeps the history) keeps
-  it cheap as the table grows.
+  checks per-key locks with a NOT EXISTS over the queue), and in our replays its cost grew with
+  the number of jobs fetched before it (the last table of this section).
+  Pruning finished queue entries sooner than the current three days, or deleting them on
+  success (the `jobs` table keeps the history), would keep it small.
 - **The machine.** Ours spends the worker CPU and PostgreSQL CPU per job shown above, on 2
   cores that other engineers' test suites were also using (see the load averages). PostgreSQL
   CPU counts every process of the cluster, autovacuum included, so it moves between rows.
   Celery's Redis broker does not write to disk per task (this Redis runs with persistence off:
   `appendonly no`, `save ""`), so a crash loses queued tasks that our jobs keep. Even on idle
   cores, 1,000 jobs/s needs the two CPU figures together well under 2 ms per job."""
+
+
+def steps_markdown(r: dict[str, Any]) -> list[str]:
+    lines = [
+        "#### The library's fetch against the size of the queue (bench/jobs/perjob.py)",
+        "",
+        machine_line(r),
+        "",
+        "The same step-by-step replay with N jobs queued and then fetched one by one; per job:",
+        "",
+        "| jobs replayed | fetch wall ms | fetch PostgreSQL CPU ms | start + succeed + finish"
+        " PostgreSQL CPU ms |",
+        "|---|---|---|---|",
+    ]
+    for n, x in r["sizes"].items():
+        pj = x["per_job"]
+        rest = sum(pj[k]["pg_cpu_ms"] for k in ("start", "succeed", "finish"))
+        lines.append(
+            f"| {int(n):,} | {_f(pj['fetch']['wall_ms'], 2)} | {_f(pj['fetch']['pg_cpu_ms'], 2)} |"
+            f" {_f(rest, 2)} |"
+        )
+    lines += [
+        "",
+        "A likely cause, not verified here: each fetch takes the lowest queued id through a"
+        " partial index of queued jobs, and every job fetched before it leaves an index entry"
+        " that the next fetches step over until vacuum removes it, so a fetch costs more the"
+        " more jobs went before it since the last vacuum. A large backlog drained at once pays"
+        " for this; the steady pickup phase (a short queue) does not.",
+    ]
+    return lines
 
 
 def markdown(parts: dict[str, dict[str, Any]]) -> str:
@@ -407,6 +447,8 @@ def markdown(parts: dict[str, dict[str, Any]]) -> str:
             commit_ms=_f(steps.get("commit_ms"), 2), serial_ms=_f(serial or None, 1)
         )
         lines += [*throughput_markdown(t), *history_lines("throughput"), "", notes, ""]
+    if "steps" in parts:
+        lines += [*steps_markdown(parts["steps"]), ""]
     lines.append(END)
     return "\n".join(lines)
 
@@ -422,7 +464,7 @@ def load_saved() -> dict[str, dict[str, Any]]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--only", choices=PARTS, help="run one part (the other keeps its saved run)")
+    ap.add_argument("--only", choices=PARTS, help="run one part (the others keep their saved run)")
     ap.add_argument("--quick", action="store_true", help="short phases; nothing saved")
     ap.add_argument("--docs-only", action="store_true", help="rewrite the docs from saved runs")
     args = ap.parse_args()
@@ -435,6 +477,8 @@ def main() -> None:
                 info = stamp(command)
                 if part == "slow":
                     res = slow_partner.run(slow_partner.QUICK if args.quick else slow_partner.FULL)
+                elif part == "steps":
+                    res = {"sizes": {str(n): perjob.run(n) for n in STEP_SIZES}}
                 else:
                     plan = throughput.QUICK if args.quick else throughput.FULL
                     work = Path(tempfile.mkdtemp(prefix="impextech-bench-celery-"))

@@ -29,6 +29,7 @@ class Caller:
     tenant: Tenant
     account: Account | None
     password: str = PASSWORD
+    via_host: bool = False  # names its marketplace by subdomain instead of X-Tenant
 
     def headers(self, *, named_tenant: str | None = None) -> dict[str, str]:
         headers = {"X-Tenant": named_tenant or self.tenant.slug}
@@ -53,6 +54,7 @@ class Caller:
 def callers_of(tenant: Tenant) -> dict[str, Caller]:
     out = {role: Caller(role, tenant, tenant[role]) for role in ROLES}
     out[ANONYMOUS] = Caller(ANONYMOUS, tenant, None)
+    out[f"{ANONYMOUS}@host"] = Caller(ANONYMOUS, tenant, None, via_host=True)
     return out
 
 

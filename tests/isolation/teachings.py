@@ -114,9 +114,9 @@ TEACHINGS: dict[str, Teaching] = {
     # --- auth --------------------------------------------------------------------------------
     "POST /api/v1/auth/register": Teaching(
         token=False,
-        # A's address in B's marketplace: a new, separate account (201), or taken in B (409).
+        # A's address (made unique per call) in B's marketplace: a new, separate account.
         body=lambda s, c: {
-            "email": f"{c.name}-{s.victim['shopper'].email}",
+            "email": f"{unique(c.name)}-{s.victim['shopper'].email}",
             "password": "a long and unusual passphrase",
             "display_name": "Intruder",
         },

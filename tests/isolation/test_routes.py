@@ -1,10 +1,11 @@
 """The attack suite, generated from the live OpenAPI document.
 
 Tenant A (acme) is seeded through the API; then every operation is called by tenant B's admin,
-seller and shopper and anonymously with B's ``X-Tenant``. An operation that takes an id must
-answer 404 for A's ids, exactly as it answers an id that exists nowhere (so never a 403 that
-confirms existence); no answer may carry anything of A's; A's rows are byte-for-byte unchanged
-afterwards. A's own access tokens presented for B are refused on every operation that takes one.
+seller and shopper and anonymously with B's ``X-Tenant`` or subdomain. An operation that takes
+an id must answer 404 for A's ids, exactly as it answers an id that exists nowhere (so never a
+403 that confirms existence); no answer may carry anything of A's; A's rows are byte-for-byte
+unchanged afterwards. A's own access tokens presented for B are refused on every operation that
+takes one.
 """
 
 from __future__ import annotations
@@ -110,14 +111,15 @@ class Attack:
     ) -> httpx.Response:
         kwargs = _request_kwargs(teaching, self.seeded, caller)
         headers = {**teaching.headers, **kwargs.pop("headers", {})}
-        if host_tenant:
+        if host_tenant or caller.via_host:
             url = f"http://{ATTACKER}.localhost{url}"
             headers.update(caller.account.auth if caller.account else {})
         else:
             headers.update(caller.headers(named_tenant=ATTACKER))
         response = await self.client.request(method, url, params=query, headers=headers, **kwargs)
         self.sent += 1
-        where = f"{method} {url} {query or ''} as {caller.tenant.slug} {caller.name}"
+        how = " by subdomain" if caller.via_host else ""
+        where = f"{method} {url} {query or ''} as {caller.tenant.slug} {caller.name}{how}"
         if caller.tenant.slug == ATTACKER and (
             found := leaked(self.seeded, response.request, response)
         ):

@@ -257,7 +257,7 @@ def demo(
     port: Annotated[int | None, typer.Option(help="Port [IMPEXTECH_PORT]")] = None,
     host: Annotated[str | None, typer.Option(help="Bind address [IMPEXTECH_HOST]")] = None,
 ) -> None:
-    """Embedded database, migrations, demo data and the web server, in one command."""
+    """Embedded database, migrations, demo data, the web server, a worker and a sandbox ERP."""
     from impextech.platform.jobs import make_queue
     from impextech.platform.seed import DEMO_PASSWORD, demo_logins, seed_demo
 

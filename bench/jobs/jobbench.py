@@ -117,6 +117,10 @@ class Cluster:
         with psycopg.connect(self.owner) as conn:
             return list(conn.execute(sql, params).fetchall())
 
+    def owner_exec(self, sql: str) -> None:
+        with psycopg.connect(self.owner, autocommit=True) as conn:
+            conn.execute(sql.encode())
+
     def tenant_query(
         self, tenant_id: UUID, sql: str, params: Sequence[Any] = ()
     ) -> list[tuple[Any, ...]]:

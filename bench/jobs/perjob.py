@@ -118,6 +118,49 @@ def measure(c: Cluster, tenant_id: UUID, n: int) -> dict[str, Any]:
     }
 
 
+# The candidate query inside procrastinate_fetch_job_v2 (procrastinate/sql/schema.sql), as it
+# runs for `impextech worker` on the default queue.
+FETCH_CANDIDATE = """
+SELECT jobs.* FROM procrastinate_jobs AS jobs
+WHERE NOT EXISTS (
+    SELECT 1 FROM procrastinate_jobs AS other_jobs
+    WHERE jobs.lock IS NOT NULL AND other_jobs.lock = jobs.lock
+      AND (other_jobs.status = 'doing'
+           OR (other_jobs.status = 'todo'
+               AND (other_jobs.priority > jobs.priority
+                    OR (other_jobs.priority = jobs.priority AND other_jobs.id < jobs.id)))))
+  AND jobs.status = 'todo'
+  AND jobs.queue_name = ANY(ARRAY['default']::varchar[])
+  AND (jobs.scheduled_at IS NULL OR jobs.scheduled_at <= now())
+ORDER BY jobs.priority DESC, jobs.id ASC LIMIT 1
+FOR UPDATE OF jobs SKIP LOCKED
+"""
+
+
+def explain_fetch(jobs: int) -> dict[str, Any]:
+    """The fetch's plan right after a bulk enqueue, then after ANALYZE (owner's connection)."""
+    with cluster() as c:
+        tenant_id = c.create_tenant("explain")
+        asyncio.run(enqueue_backlog(c, tenant_id, jobs, 500))
+        out: dict[str, Any] = {"jobs": jobs}
+        with psycopg.connect(c.owner, autocommit=True) as conn:
+            for when in ("after_enqueue", "after_analyze"):
+                if when == "after_analyze":
+                    conn.execute("ANALYZE procrastinate_jobs")
+                # FOR UPDATE locks one row for the statement only (autocommit).
+                rows = conn.execute(
+                    b"EXPLAIN (ANALYZE, FORMAT JSON) " + FETCH_CANDIDATE.encode()
+                ).fetchall()
+                plan = rows[0][0][0]
+                nodes: list[str] = []
+                node = plan["Plan"]
+                while node:
+                    nodes.append(node["Node Type"])
+                    node = (node.get("Plans") or [None])[0]
+                out[when] = {"ms": plan["Execution Time"], "plan": " > ".join(nodes)}
+        return out
+
+
 def library_version() -> str:
     return importlib.metadata.version("procrastinate")
 

@@ -258,7 +258,15 @@ def _ours_label(x: dict[str, Any]) -> str:
             f"what-if: {x['processes']} × bench/jobs/whatif_worker.py, {x['loops']} fetch loops"
             f" × {x['slots'] // x['loops']} slots"
         )
+    if x.get("analyzed"):
+        base = (
+            base.replace("ours: ", "what-if: ") + ", `ANALYZE procrastinate_jobs` after the enqueue"
+        )
     return base
+
+
+def _shipped(x: dict[str, Any]) -> bool:
+    return x.get("loops", 1) == 1 and not x.get("analyzed")
 
 
 def throughput_markdown(r: dict[str, Any]) -> list[str]:
@@ -287,7 +295,7 @@ def throughput_markdown(r: dict[str, Any]) -> list[str]:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for x in r["ours_drain"]:
-        shipped = x.get("loops", 1) == 1
+        shipped = _shipped(x)
         lines.append(
             f"| {_ours_label(x)} | {x['drained']:,}/{x['jobs']:,} | {_f(x['enqueue_rate'], 0)} |"
             f" {_f(x['rate'], 0)} | {_f(x['worker_cpu_ms_per_job'], 2)} |"
@@ -314,7 +322,7 @@ def throughput_markdown(r: dict[str, Any]) -> list[str]:
     ]
     for x in r["ours_pickup"]:
         pk, lib = x["pickup"], x["library_pickup"]
-        shipped = x.get("loops", 1) == 1
+        shipped = _shipped(x)
         lines.append(
             f"| {_ours_label(x)} | {_f(pk['p50_ms'])} ms | {_f(pk['p90_ms'])} ms |"
             f" {_f(pk['p99_ms'])} ms | {_f(pk['max_ms'])} ms | {int(pk['n']):,} |"
@@ -363,14 +371,27 @@ NOTES = """\
 
 From the figures above, a py-spy profile of a draining worker, and the code path of one job.
 
+- **Stale statistics after a bulk enqueue.** Right after thousands of jobs land in the queue
+  table, its planner statistics still describe the table before them, and the library's fetch
+  is planned as "read every queued job, sort, take the first" instead of an index scan that
+  stops at one row (the last table of this section); each fetch then costs in proportion to the
+  backlog until autovacuum's next analyze. Every drain above starts in that state (the jobs are
+  enqueued just before the workers start); the "ANALYZE after the enqueue" what-if rows drain
+  the same backlog with fresh statistics. **Proposal:** a migration giving
+  `procrastinate_jobs` its own autovacuum analyze threshold (e.g.
+  `autovacuum_analyze_scale_factor = 0.01`), and an ANALYZE after a large batch enqueue (the
+  CSV import).
 - **One fetch at a time per process.** `WorkerProcess` runs one library `Worker` per queue, and
   a library worker fetches jobs one query at a time (`Worker._fetch_and_process_jobs` awaits
   each `fetch_job` before the next), each fetch a committed write. So a process starts jobs no
   faster than one fetch round trip allows, whatever its slot count: more slots do not help,
   more processes or more fetch loops do. The what-if rows run the same `make_worker` with the
   queue split over several library workers in one process (bench/jobs/whatif_worker.py, no
-  change to `src/`). **Proposal:** let `WorkerProcess` run N library workers per queue (slots
-  split between them), or a fetch that takes several jobs per query.
+  change to `src/`). The extra loops pay most while each fetch is slow (stale statistics,
+  above); with fresh statistics compare the two "ANALYZE" rows, where one process is closer to
+  its CPU bound. **Proposal:** let `WorkerProcess` run N library workers per queue (slots split
+  between them; each library worker also keeps its own LISTEN connection open, so N loops per
+  queue cost N database connections per process), or a fetch that takes several jobs per query.
 - **Twelve round trips and four durable commits per job.** Per no-op job: the library's fetch
   (pool check + fetch) and finish (pool check + finish), and the wrapper's two transactions in
   `JobRuntime._run_in_tenant` (start and succeed, each BEGIN + `set_config` + UPDATE + COMMIT,
@@ -385,17 +406,29 @@ From the figures above, a py-spy profile of a draining worker, and the code path
   only a mark that the library's own state makes the job redo, and handlers are idempotent);
   do the success UPDATE in the library's finish transaction (one commit
   instead of two); turn off the library connector pool's per-checkout check.
-- **The library's fetch is the costliest statement** in PostgreSQL CPU (its plpgsql function
-  checks per-key locks with a NOT EXISTS over the queue), and in our replays its cost grew with
-  the number of jobs fetched before it (the last table of this section).
-  Pruning finished queue entries sooner than the current three days, or deleting them on
-  success (the `jobs` table keeps the history), would keep it small.
 - **The machine.** Ours spends the worker CPU and PostgreSQL CPU per job shown above, on 2
   cores that other engineers' test suites were also using (see the load averages). PostgreSQL
   CPU counts every process of the cluster, autovacuum included, so it moves between rows.
   Celery's Redis broker does not write to disk per task (this Redis runs with persistence off:
   `appendonly no`, `save ""`), so a crash loses queued tasks that our jobs keep. Even on idle
   cores, 1,000 jobs/s needs the two CPU figures together well under 2 ms per job."""
+
+
+def _explain_lines(r: dict[str, Any]) -> list[str]:
+    ex = r.get("explain")
+    if not ex:
+        return []
+    before, after = ex["after_enqueue"], ex["after_analyze"]
+    return [
+        "",
+        f"Why: `EXPLAIN ANALYZE` of the fetch's candidate query (the SELECT inside"
+        f" `procrastinate_fetch_job_v2`) with {ex['jobs']:,} jobs just enqueued:"
+        f" {_f(before['ms'], 3)} ms, plan `{before['plan']}` (every queued job read and sorted"
+        f" to take one); after `ANALYZE procrastinate_jobs`: {_f(after['ms'], 3)} ms, plan"
+        f" `{after['plan']}`. Right after a bulk enqueue the table's statistics do not know the"
+        " new jobs, and the planner picks the sort until autovacuum's next analyze; the steps"
+        " above replay that window, so their fetch cost follows the queue's size.",
+    ]
 
 
 def steps_markdown(r: dict[str, Any]) -> list[str]:
@@ -418,12 +451,7 @@ def steps_markdown(r: dict[str, Any]) -> list[str]:
             f" {_f(rest, 2)} |"
         )
     lines += [
-        "",
-        "A likely cause, not verified here: each fetch takes the lowest queued id through a"
-        " partial index of queued jobs, and every job fetched before it leaves an index entry"
-        " that the next fetches step over until vacuum removes it, so a fetch costs more the"
-        " more jobs went before it since the last vacuum. A large backlog drained at once pays"
-        " for this; the steady pickup phase (a short queue) does not.",
+        *_explain_lines(r),
     ]
     return lines
 
@@ -479,6 +507,7 @@ def main() -> None:
                     res = slow_partner.run(slow_partner.QUICK if args.quick else slow_partner.FULL)
                 elif part == "steps":
                     res = {"sizes": {str(n): perjob.run(n) for n in STEP_SIZES}}
+                    res["explain"] = perjob.explain_fetch(STEP_SIZES[-1])
                 else:
                     plan = throughput.QUICK if args.quick else throughput.FULL
                     work = Path(tempfile.mkdtemp(prefix="impextech-bench-celery-"))

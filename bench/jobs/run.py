@@ -37,7 +37,12 @@ STEP_SIZES = (500, 2000, 4000)  # jobs replayed by perjob.py in the "steps" part
 
 
 def key_figures(part: str, r: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {"part": part, "when": r["when"], "load": r["machine"]["load"]}
+    out: dict[str, Any] = {
+        "part": part,
+        "when": r["when"],
+        "load": r["machine"]["load"],
+        "commit": r["machine"]["commit"],
+    }
     if part == "steps":
         out["fetch_pg_cpu_ms"] = {
             n: round(x["per_job"]["fetch"]["pg_cpu_ms"], 2) for n, x in r["sizes"].items()
@@ -74,7 +79,8 @@ def history_lines(part: str) -> list[str]:
     for x in runs:
         if part == "slow":
             lines.append(
-                f"- {x['when']} (load {x['load']}): queued p99 {_f(x['queued_p99_ms'])} ms,"
+                f"- {x['when']} (commit {x.get('commit', '?')}, load {x['load']}): queued p99"
+                f" {_f(x['queued_p99_ms'])} ms,"
                 f" {x['queued_5xx']} × 5xx; inline p99 {_f(x['inline_p99_ms'] / 1000, 1)} s,"
                 f" {x['inline_5xx']} × 5xx"
                 + ("" if x.get("warm_up") else " (no warm-up before the measured load)")
@@ -83,7 +89,8 @@ def history_lines(part: str) -> list[str]:
             drains = "; ".join(f"{k}: {v}/s" for k, v in x["drain"].items())
             celery = "; ".join(f"Celery {k}: {v}/s" for k, v in x["celery"].items())
             lines.append(
-                f"- {x['when']} (load {x['load']}): {drains}; {celery}; pickup p50"
+                f"- {x['when']} (commit {x.get('commit', '?')}, load {x['load']}): {drains};"
+                f" {celery}; pickup p50"
                 f" {', '.join(f'{v:g}' for v in x['pickup_p50_ms'])} ms"
             )
     return lines
@@ -256,7 +263,8 @@ def _ours_label(x: dict[str, Any]) -> str:
     if x.get("loops", 1) > 1:
         base = (
             f"what-if: {x['processes']} × bench/jobs/whatif_worker.py, {x['loops']} fetch loops"
-            f" × {x['slots'] // x['loops']} slots"
+            f" × {x['slots'] // x['loops']} slots (the split `impextech worker` makes itself"
+            " since f129be6)"
         )
     if x.get("analyzed"):
         base = (
@@ -281,8 +289,9 @@ def throughput_markdown(r: dict[str, Any]) -> list[str]:
         f"Drain: {p['jobs']:,} no-op jobs (`platform.noop`) enqueued before any worker started,"
         f" {p['batch']} per transaction (ours) or one `delay()` each (Celery); jobs/s = jobs /"
         " (last finish − first start), so start-up is not counted. Ours: `impextech worker`"
-        " processes (one library worker per queue, database pool 10 + library pool 10 per"
-        " process, `IMPEXTECH_LOG_LEVEL=warning`), durable PostgreSQL commits (fsync on)."
+        " processes (a queue's slots spread over library fetch loops since"
+        " f129be6, `default:8` → 4; database pool 10 + library pool 10 per process,"
+        " `IMPEXTECH_LOG_LEVEL=warning`), durable PostgreSQL commits (fsync on)."
         " Celery: `celery worker` from a throwaway venv, the local Redis at 127.0.0.1:6379"
         ' (as found: persistence off, `appendonly no`, `save ""`),'
         " `--without-gossip --without-mingle --without-heartbeat`,"
@@ -340,72 +349,36 @@ def throughput_markdown(r: dict[str, Any]) -> list[str]:
             f" {_f(pk['p90_ms'])} ms | {_f(pk['p99_ms'])} ms | {_f(pk['max_ms'])} ms |"
             f" {int(pk['n']):,} | | |"
         )
-    steps = r.get("perjob")
-    if steps:
-        pj = steps["per_job"]
-        lines += [
-            "",
-            f"Where a job's time goes (bench/jobs/perjob.py): one worker's database conversation"
-            f" for each of {steps['jobs']:,} no-op jobs, replayed step by step on one connection"
-            f" per side with nothing else running in it, so each step's cost is seen alone:"
-            f" {_f(steps['serial_jobs_per_s'], 0)} jobs/s when done one after the other.",
-            "",
-            "| step (who) | round trips in a real worker | commits | wall ms/job (replay) |"
-            " PostgreSQL CPU ms/job (replay) |",
-            "|---|---|---|---|---|",
-            f"| fetch: `procrastinate_fetch_job_v2` (library) | 2 (pool check, fetch) | 1 |"
-            f" {_f(pj['fetch']['wall_ms'], 2)} | {_f(pj['fetch']['pg_cpu_ms'], 2)} |",
-            f"| start: `set_config` + `UPDATE jobs … RETURNING` (ours) | 4 (BEGIN, set_config,"
-            f" UPDATE, COMMIT) | 1 | {_f(pj['start']['wall_ms'], 2)} |"
-            f" {_f(pj['start']['pg_cpu_ms'], 2)} |",
-            f"| succeed: `set_config` + `UPDATE jobs` (ours) | 4 | 1 |"
-            f" {_f(pj['succeed']['wall_ms'], 2)} | {_f(pj['succeed']['pg_cpu_ms'], 2)} |",
-            f"| finish: `procrastinate_finish_job_v1` (library) | 2 (pool check, finish) | 1 |"
-            f" {_f(pj['finish']['wall_ms'], 2)} | {_f(pj['finish']['pg_cpu_ms'], 2)} |",
-        ]
     return lines
 
 
 NOTES = """\
 #### What limits our throughput, and what would lift it
 
-From the figures above, a py-spy profile of a draining worker, and the code path of one job.
+From the figures above and below, a py-spy profile of a draining worker
+(`bench/jobs/profile_worker.py`), and the code path of one job. Since f129be6 (02:49 UTC) the
+runtime already does two things these benchmarks showed: each bookkeeping mark is one pipelined
+round trip that commits without waiting for its WAL flush, and a queue's slots are spread over
+several library fetch loops (`fetch_loops`: `default:8` → 4 loops), because one library worker
+fetches one job per round trip. Runs before that commit (see the list) measured the runtime
+without them.
 
 - **Stale statistics after a bulk enqueue.** Right after thousands of jobs land in the queue
   table, its planner statistics still describe the table before them, and the library's fetch
   is planned as "read every queued job, sort, take the first" instead of an index scan that
-  stops at one row (the last table of this section); each fetch then costs in proportion to the
+  stops at one row (last table of this section); each fetch then costs in proportion to the
   backlog until autovacuum's next analyze. Every drain above starts in that state (the jobs are
-  enqueued just before the workers start); the "ANALYZE after the enqueue" what-if rows drain
-  the same backlog with fresh statistics. **Proposal:** a migration giving
-  `procrastinate_jobs` its own autovacuum analyze threshold (e.g.
-  `autovacuum_analyze_scale_factor = 0.01`), and an ANALYZE after a large batch enqueue (the
-  CSV import).
-- **One fetch at a time per process.** `WorkerProcess` runs one library `Worker` per queue, and
-  a library worker fetches jobs one query at a time (`Worker._fetch_and_process_jobs` awaits
-  each `fetch_job` before the next), each fetch a committed write. So a process starts jobs no
-  faster than one fetch round trip allows, whatever its slot count: more slots do not help,
-  more processes or more fetch loops do. The what-if rows run the same `make_worker` with the
-  queue split over several library workers in one process (bench/jobs/whatif_worker.py, no
-  change to `src/`). The extra loops pay most while each fetch is slow (stale statistics,
-  above); with fresh statistics compare the two "ANALYZE" rows, where one process is closer to
-  its CPU bound. **Proposal:** let `WorkerProcess` run N library workers per queue (slots split
-  between them; each library worker also keeps its own LISTEN connection open, so N loops per
-  queue cost N database connections per process), or a fetch that takes several jobs per query.
-- **Twelve round trips and four durable commits per job.** Per no-op job: the library's fetch
-  (pool check + fetch) and finish (pool check + finish), and the wrapper's two transactions in
-  `JobRuntime._run_in_tenant` (start and succeed, each BEGIN + `set_config` + UPDATE + COMMIT,
-  psycopg sending BEGIN as its own round trip); `pg_stat_database` counts 6 transactions per
-  job, these 4 committed writes and 2 more (the pool checks, by our reading). On this machine a
-  one-row durable write transaction (the same four round trips) took {commit_ms} ms, and the
-  whole conversation, replayed alone, {serial_ms} ms per job (table above).
-  **Proposals:** send `set_config` and the UPDATE in one round trip (psycopg pipeline mode, or
-  one statement); make the wrapper's `start`/`succeed` bookkeeping `SET LOCAL
-  synchronous_commit = off`, keeping the library's commits durable (the WAL is flushed in
-  order, so the library's next durable commit makes them durable too; a crash in between loses
-  only a mark that the library's own state makes the job redo, and handlers are idempotent);
-  do the success UPDATE in the library's finish transaction (one commit
-  instead of two); turn off the library connector pool's per-checkout check.
+  enqueued just before the workers start); the "ANALYZE after the enqueue" rows drain the same
+  backlog with fresh statistics. **Proposal:** a migration giving `procrastinate_jobs` its own
+  autovacuum analyze threshold (e.g. `autovacuum_analyze_scale_factor = 0.01`), and an ANALYZE
+  after a large batch enqueue (the CSV import's `enqueue_many`).
+- **Six round trips and two durable commits per job.** Per no-op job now: the library's fetch
+  (pool check + fetch, durable commit), our start mark (one pipelined round trip, commit not
+  waiting for the WAL), our success mark (the same), the library's finish (pool check + finish,
+  durable commit); `pg_stat_database` counts about 6 transactions per job. **Proposals:** turn
+  off the library connector pool's per-checkout check (two round trips per job); write the
+  success mark in the library's finish transaction (one commit instead of two); a fetch that
+  takes several jobs per query.
 - **The machine.** Ours spends the worker CPU and PostgreSQL CPU per job shown above, on 2
   cores that other engineers' test suites were also using (see the load averages). PostgreSQL
   CPU counts every process of the cluster, autovacuum included, so it moves between rows.
@@ -433,22 +406,30 @@ def _explain_lines(r: dict[str, Any]) -> list[str]:
 
 def steps_markdown(r: dict[str, Any]) -> list[str]:
     lines = [
-        "#### The library's fetch against the size of the queue (bench/jobs/perjob.py)",
+        "#### Where a job's time goes: a worker's database steps, replayed (bench/jobs/perjob.py)",
         "",
         machine_line(r),
         "",
-        "The same step-by-step replay with N jobs queued and then fetched one by one; per job:",
+        "N no-op jobs enqueued, then each job's database conversation played step by step as"
+        " the runtime does it, one connection per side, nothing else running in them: the"
+        " library's fetch and finish (autocommit, durable commits; in a real worker each also"
+        " pays a pool check round trip), and the wrapper's start and success marks"
+        " (`SqlJobLedger`: `set_config`, `SET LOCAL synchronous_commit = off`, the UPDATE and"
+        " COMMIT pipelined in one round trip). Per job, wall ms / PostgreSQL CPU ms:",
         "",
-        "| jobs replayed | fetch wall ms | fetch PostgreSQL CPU ms | start + succeed + finish"
-        " PostgreSQL CPU ms |",
-        "|---|---|---|---|",
+        "| jobs | fetch (library) | start mark (ours) | success mark (ours) | finish (library) |"
+        " jobs/s one after the other | the same mark, durable |",
+        "|---|---|---|---|---|---|---|",
     ]
     for n, x in r["sizes"].items():
         pj = x["per_job"]
-        rest = sum(pj[k]["pg_cpu_ms"] for k in ("start", "succeed", "finish"))
+        cells = " | ".join(
+            f"{_f(pj[k]['wall_ms'], 2)} / {_f(pj[k]['pg_cpu_ms'], 2)}"
+            for k in ("fetch", "start", "succeed", "finish")
+        )
         lines.append(
-            f"| {int(n):,} | {_f(pj['fetch']['wall_ms'], 2)} | {_f(pj['fetch']['pg_cpu_ms'], 2)} |"
-            f" {_f(rest, 2)} |"
+            f"| {int(n):,} | {cells} | {_f(x['serial_jobs_per_s'], 0)} |"
+            f" {_f(x.get('commit_ms'), 2)} ms |"
         )
     lines += [
         *_explain_lines(r),
@@ -469,12 +450,7 @@ def markdown(parts: dict[str, dict[str, Any]]) -> str:
         lines += [*slow_markdown(parts["slow"]), *history_lines("slow"), ""]
     if "throughput" in parts:
         t = parts["throughput"]
-        steps = t.get("perjob", {})
-        serial = sum(x["wall_ms"] for x in steps.get("per_job", {}).values())
-        notes = NOTES.format(
-            commit_ms=_f(steps.get("commit_ms"), 2), serial_ms=_f(serial or None, 1)
-        )
-        lines += [*throughput_markdown(t), *history_lines("throughput"), "", notes, ""]
+        lines += [*throughput_markdown(t), *history_lines("throughput"), "", NOTES, ""]
     if "steps" in parts:
         lines += [*steps_markdown(parts["steps"]), ""]
     lines.append(END)

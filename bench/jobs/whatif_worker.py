@@ -1,12 +1,13 @@
-"""`impextech worker` with several fetch loops per queue: a what-if, no change to src/.
+"""`impextech worker` with each queue split into several queues first: a what-if, no src/ change.
 
     .venv/bin/python bench/jobs/whatif_worker.py --loops 4     (settings from the environment)
 
-The platform's worker runs one library ``Worker`` per queue, and a library worker fetches its
-jobs one query at a time, so one process can start jobs no faster than one fetch round trip
-(a committed write) allows, whatever its slot count. This runs the same ``make_worker`` with
-each queue of IMPEXTECH_WORKER_QUEUES split into ``--loops`` library workers (slots divided
-between them), to measure what that would buy before anyone changes the runtime.
+A library worker fetches its jobs one query at a time, so one fetch loop caps how fast a
+process starts jobs whatever its slot count. Before f129be6 the platform's worker ran one library
+worker per queue; this ran the same ``make_worker`` with each queue of IMPEXTECH_WORKER_QUEUES
+split into ``--loops`` entries (slots divided between them), to measure what several fetch loops
+would buy before the runtime changed. Since f129be6 the runtime splits a queue's slots itself
+(``fetch_loops``), so with ``default:8`` and ``--loops 4`` this is the shipped split again.
 """
 
 from __future__ import annotations

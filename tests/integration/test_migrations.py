@@ -156,6 +156,14 @@ def test_upgrade_from_empty_to_head_secures_every_tenant_table(
     database.upgrade(empty_db.owner, APP_ROLE)
 
     _assert_at_head(empty_db)
+    with psycopg.connect(empty_db.owner) as conn:
+        row = conn.execute(
+            "SELECT reloptions FROM pg_class WHERE relname = 'procrastinate_jobs'"
+        ).fetchone()
+    assert row is not None
+    # The queue table is vacuumed and analyzed every 1,000 changes, whatever its size.
+    assert "autovacuum_analyze_threshold=1000" in row[0]
+    assert "autovacuum_analyze_scale_factor=0.0" in row[0]
 
 
 def test_the_app_role_sees_and_writes_nothing_without_a_tenant(

@@ -368,10 +368,13 @@ without them.
   is planned as "read every queued job, sort, take the first" instead of an index scan that
   stops at one row (last table of this section); each fetch then costs in proportion to the
   backlog until autovacuum's next analyze. Every drain above starts in that state (the jobs are
-  enqueued just before the workers start); the "ANALYZE after the enqueue" rows drain the same
-  backlog with fresh statistics. **Proposal:** a migration giving `procrastinate_jobs` its own
-  autovacuum analyze threshold (e.g. `autovacuum_analyze_scale_factor = 0.01`), and an ANALYZE
-  after a large batch enqueue (the CSV import's `enqueue_many`).
+  enqueued just before the workers start), the first one of a run worst of all: its table was
+  last analyzed empty, while later drains find statistics that autovacuum took during an
+  earlier one. So the first row (1 × `impextech worker`) pays the most; the "ANALYZE after the
+  enqueue" row drains the same backlog with the same worker and fresh statistics.
+  **Proposal:** a migration giving `procrastinate_jobs` its own autovacuum analyze threshold
+  (e.g. `autovacuum_analyze_scale_factor = 0.01`), and an ANALYZE after a large batch enqueue
+  (the CSV import's `enqueue_many`).
 - **Six round trips and two durable commits per job.** Per no-op job now: the library's fetch
   (pool check + fetch, durable commit), our start mark (one pipelined round trip, commit not
   waiting for the WAL), our success mark (the same), the library's finish (pool check + finish,

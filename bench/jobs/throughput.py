@@ -319,7 +319,8 @@ def main():
     elif cmd == "clear":
         _redis.delete(KEY)
     elif cmd == "purge":
-        _redis.delete(KEY, QUEUE, "_kombu.binding." + QUEUE)
+        _redis.delete(KEY, QUEUE, "_kombu.binding." + QUEUE,
+                      "_kombu.binding_permanent." + QUEUE)
         for key in _redis.scan_iter(QUEUE + "*"):
             _redis.delete(key)
     elif cmd == "version":

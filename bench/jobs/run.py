@@ -372,9 +372,12 @@ without them.
   last analyzed empty, while later drains find statistics that autovacuum took during an
   earlier one. So the first row (1 × `impextech worker`) pays the most; the "ANALYZE after the
   enqueue" row drains the same backlog with the same worker and fresh statistics.
-  **Proposal:** a migration giving `procrastinate_jobs` its own autovacuum analyze threshold
-  (e.g. `autovacuum_analyze_scale_factor = 0.01`), and an ANALYZE after a large batch enqueue
-  (the CSV import's `enqueue_many`).
+  Migration 0003 (since 11835d5) gives `procrastinate_jobs` a fixed threshold of 1,000 changes
+  for autovacuum's vacuum and analyze, but autovacuum visits a database at most once a minute
+  (`autovacuum_naptime`), so a backlog enqueued in one go is still drained on stale statistics
+  for up to a minute; the app role may not ANALYZE a table it does not own (PostgreSQL 17's
+  MAINTAIN privilege would allow it). Still open: fetch with a plan that does not depend on the
+  statistics (several jobs per query, or a fetch function of our own).
 - **Six round trips and two durable commits per job.** Per no-op job now: the library's fetch
   (pool check + fetch, durable commit), our start mark (one pipelined round trip, commit not
   waiting for the WAL), our success mark (the same), the library's finish (pool check + finish,

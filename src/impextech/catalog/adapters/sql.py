@@ -64,7 +64,8 @@ def product_from_row(row: tuple[Any, ...]) -> Product:
     )
 
 
-def _params(p: Product) -> dict[str, Any]:
+def product_params(p: Product) -> dict[str, Any]:
+    """A product as the named parameters of the product statements."""
     return {
         "id": p.id,
         "tenant_id": p.tenant_id,
@@ -144,7 +145,7 @@ class SqlProductStore:
     async def add(self, product: Product) -> None:
         try:
             async with self._conn.transaction():  # a savepoint: the caller's work survives
-                await self._conn.execute(_INSERT, _params(product))
+                await self._conn.execute(_INSERT, product_params(product))
         except UniqueViolation as exc:
             if exc.diag.constraint_name == "products_tenant_sku":
                 raise SkuTaken() from None
@@ -160,7 +161,7 @@ class SqlProductStore:
         return product_from_row(row) if row else None
 
     async def update(self, product: Product, expected_version: int) -> bool:
-        params = _params(product)
+        params = product_params(product)
         params["expected"] = expected_version
         try:
             async with self._conn.transaction():

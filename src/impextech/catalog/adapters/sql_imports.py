@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
 from uuid import UUID
 
 from psycopg.errors import UniqueViolation
 from psycopg.rows import tuple_row
 
-from impextech.catalog.adapters.sql import COLUMNS, product_from_row
+from impextech.catalog.adapters.sql import COLUMNS, product_from_row, product_params
 from impextech.catalog.domain.model import Product
 from impextech.catalog.service.imports import ChangedProducts
 from impextech.jobs.api import JobKind, JobScheduler
@@ -31,25 +30,6 @@ _LOCK = (
 )
 
 
-def _params(p: Product) -> dict[str, Any]:
-    return {
-        "id": p.id,
-        "tenant_id": p.tenant_id,
-        "seller_id": p.seller_id,
-        "sku": p.sku,
-        "name": p.name,
-        "description": p.description,
-        "category": p.category,
-        "price_amount": p.price.amount,
-        "currency": p.price.currency,
-        "stock": p.stock,
-        "status": p.status.value,
-        "version": p.version,
-        "created_at": p.created_at,
-        "updated_at": p.updated_at,
-    }
-
-
 class SqlImportProductStore:
     def __init__(self, conn: Connection, tenant_id: UUID) -> None:
         self._conn = conn
@@ -68,7 +48,7 @@ class SqlImportProductStore:
         ordered = sorted(products, key=lambda p: p.sku)
         try:
             async with self._conn.cursor() as cur:
-                await cur.executemany(_INSERT, [_params(p) for p in ordered])
+                await cur.executemany(_INSERT, [product_params(p) for p in ordered])
         except UniqueViolation as exc:
             if exc.diag.constraint_name != "products_tenant_sku":
                 raise
@@ -81,7 +61,7 @@ class SqlImportProductStore:
     async def update(self, products: Sequence[Product]) -> None:
         if products:
             async with self._conn.cursor() as cur:
-                await cur.executemany(_UPDATE, [_params(p) for p in products])
+                await cur.executemany(_UPDATE, [product_params(p) for p in products])
 
 
 ChangesFactory = Callable[[Connection, UUID], ChangedProducts]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 from pathlib import Path
 from uuid import UUID, uuid4
@@ -112,6 +113,32 @@ def test_worker_refuses_bad_settings_in_one_line(clean_db: Conninfos, tmp_path: 
     )
     line = _one_line_error(result)
     assert "IMPEXTECH_WORKER_QUEUES must look like urgent:4,bulk:2" in line
+
+
+def test_worker_refuses_a_bad_or_busy_metrics_port_and_runs_nothing(
+    clean_db: Conninfos, tmp_path: Path
+) -> None:
+    make_tenant(clean_db.owner, "acme")  # something the refusals must leave alone
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        before = snapshot(clean_db.owner)
+        for port, code, expected in (
+            (
+                "0",
+                2,
+                "Invalid value for '--metrics-port': Input should be greater than or equal to 1",
+            ),
+            ("http", 2, "Input should be a valid integer"),
+            (str(taken), 1, f"cannot serve metrics on 127.0.0.1:{taken}"),
+        ):
+            result = _cli(["worker", "--metrics-port", port], clean_db, tmp_path)
+            assert result.returncode == code, result
+            [line] = result.stderr.splitlines()
+            assert line.startswith("impextech: error: "), line
+            assert expected in line, line
+        assert snapshot(clean_db.owner) == before
 
 
 def _start_worker(infos: Conninfos, tmp_path: Path, log: Path) -> subprocess.Popen[bytes]:

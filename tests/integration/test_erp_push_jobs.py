@@ -7,7 +7,6 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
-import psycopg
 import pytest
 
 from impextech.catalog.adapters.erp_http import HttpErpGateway
@@ -22,7 +21,7 @@ from impextech.resilience.api import BreakerPolicy, BreakerState, CircuitBreaker
 from impextech.sandbox.erp import ErpState, Faults, create_app
 from impextech.sandbox.server import serving
 from tests.support.jobs import enqueue, job_row, make_runtime, running_worker, wait_for
-from tests.support.world import Tenant, make_tenant
+from tests.support.world import Tenant, insert_product, make_tenant
 
 pytestmark = pytest.mark.anyio
 
@@ -46,25 +45,11 @@ async def erp() -> AsyncIterator[tuple[ErpState, HttpErpGateway]]:
             await gateway.aclose()
 
 
-def listed(owner: str, tenant: Tenant, sku: str) -> uuid.UUID:
-    product_id = uuid.uuid4()
-    now = datetime.now(UTC)
-    with psycopg.connect(owner) as conn:
-        conn.execute("SELECT set_config('app.tenant_id', %s, true)", (str(tenant.id),))
-        conn.execute(
-            "INSERT INTO products (id, tenant_id, seller_id, sku, name, description, category,"
-            " price_amount, currency, stock, status, version, created_at, updated_at)"
-            " VALUES (%s, %s, %s, %s, %s, '', 'misc', 1999, 'EUR', 5, 'active', 1, %s, %s)",
-            (product_id, tenant.id, tenant["seller"].id, sku, f"Product {sku}", now, now),
-        )
-    return product_id
-
-
 async def test_a_push_job_reaches_the_erp(
     clean_db: database.Conninfos, acme: Tenant, erp: tuple[ErpState, HttpErpGateway]
 ) -> None:
     state, gateway = erp
-    product_id = listed(clean_db.owner, acme, "TENT-1")
+    product_id = insert_product(clean_db.owner, acme, "TENT-1")
     app_db = Database.connect(clean_db.app, size=2)
     runtime = make_runtime(clean_db.app, {ERP_PUSH: erp_push_handler(app_db, gateway)})
     try:
@@ -85,7 +70,7 @@ async def test_while_the_breaker_is_open_the_job_waits_without_spending_attempts
     clean_db: database.Conninfos, acme: Tenant, erp: tuple[ErpState, HttpErpGateway]
 ) -> None:
     state, gateway = erp
-    product_id = listed(clean_db.owner, acme, "TENT-2")
+    product_id = insert_product(clean_db.owner, acme, "TENT-2")
     app_db = Database.connect(clean_db.app, size=2)
     runtime = make_runtime(clean_db.app, {ERP_PUSH: erp_push_handler(app_db, gateway)})
     try:

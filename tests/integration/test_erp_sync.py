@@ -28,7 +28,7 @@ from impextech.platform import database
 from impextech.resilience.api import BreakerPolicy, CircuitBreaker
 from impextech.sandbox.erp import ErpState, Faults, create_app
 from impextech.sandbox.server import serving
-from tests.support.world import Tenant, make_tenant
+from tests.support.world import Tenant, insert_product, make_tenant
 
 pytestmark = pytest.mark.anyio
 
@@ -74,21 +74,6 @@ def synced_version(owner: str, tenant: Tenant, product_id: uuid.UUID) -> int | N
     return value
 
 
-def listed(owner: str, tenant: Tenant, sku: str) -> uuid.UUID:
-    """A product as the catalog writes it, straight into the table (no web app needed)."""
-    product_id = uuid.uuid4()
-    now = datetime.now(UTC)
-    with psycopg.connect(owner) as conn:
-        conn.execute("SELECT set_config('app.tenant_id', %s, true)", (str(tenant.id),))
-        conn.execute(
-            "INSERT INTO products (id, tenant_id, seller_id, sku, name, description, category,"
-            " price_amount, currency, stock, status, version, created_at, updated_at)"
-            " VALUES (%s, %s, %s, %s, %s, '', 'misc', 1999, 'EUR', 5, 'active', 1, %s, %s)",
-            (product_id, tenant.id, tenant["seller"].id, sku, f"Product {sku}", now, now),
-        )
-    return product_id
-
-
 def change(owner: str, tenant: Tenant, product_id: uuid.UUID, **columns: object) -> None:
     """What the catalog's update does to the row: new values and the next version."""
     assignments = ", ".join(f"{name} = %s" for name in columns)
@@ -118,7 +103,7 @@ async def test_a_push_sends_the_current_version_once_and_records_it(
     tenants: dict[str, Tenant], app_db: Database, clean_db: database.Conninfos
 ) -> None:
     acme = tenants["acme"]
-    product_id = listed(clean_db.owner, acme, "TENT-1")
+    product_id = insert_product(clean_db.owner, acme, "TENT-1")
     erp = RecordingErpGateway()
     assert synced_version(clean_db.owner, acme, product_id) is None
 
@@ -138,7 +123,7 @@ async def test_updates_and_archives_are_pushed_with_their_version(
     tenants: dict[str, Tenant], app_db: Database, clean_db: database.Conninfos
 ) -> None:
     acme = tenants["acme"]
-    product_id = listed(clean_db.owner, acme, "TENT-2")
+    product_id = insert_product(clean_db.owner, acme, "TENT-2")
     erp = RecordingErpGateway()
     await sync(app_db, erp).push_to_erp(acme.id, product_id)
     change(clean_db.owner, acme, product_id, stock=0)
@@ -158,7 +143,7 @@ async def test_without_an_erp_the_push_is_a_no_op(
     tenants: dict[str, Tenant], app_db: Database, clean_db: database.Conninfos
 ) -> None:
     acme = tenants["acme"]
-    product_id = listed(clean_db.owner, acme, "TENT-3")
+    product_id = insert_product(clean_db.owner, acme, "TENT-3")
     result = await sync(app_db, None).push_to_erp(acme.id, product_id)
     assert result == PushResult(PushOutcome.NO_ERP)
     assert synced_version(clean_db.owner, acme, product_id) is None
@@ -170,7 +155,7 @@ async def test_another_tenants_product_is_not_pushed(
     tenants: dict[str, Tenant], app_db: Database, clean_db: database.Conninfos
 ) -> None:
     acme, globex = tenants["acme"], tenants["globex"]
-    product_id = listed(clean_db.owner, acme, "TENT-4")
+    product_id = insert_product(clean_db.owner, acme, "TENT-4")
     erp = RecordingErpGateway()
     result = await sync(app_db, erp).push_to_erp(globex.id, product_id)
     assert result == PushResult(PushOutcome.NO_PRODUCT)
@@ -191,7 +176,7 @@ async def test_a_failed_push_records_nothing(
     tenants: dict[str, Tenant], app_db: Database, clean_db: database.Conninfos, failure: Exception
 ) -> None:
     acme = tenants["acme"]
-    product_id = listed(clean_db.owner, acme, "TENT-5")
+    product_id = insert_product(clean_db.owner, acme, "TENT-5")
     erp = RecordingErpGateway()
     erp.failure = failure
     with pytest.raises(type(failure)):
@@ -203,7 +188,7 @@ async def test_the_synced_mark_never_moves_backwards(
     tenants: dict[str, Tenant], app_db: Database, clean_db: database.Conninfos
 ) -> None:
     acme = tenants["acme"]
-    product_id = listed(clean_db.owner, acme, "TENT-6")
+    product_id = insert_product(clean_db.owner, acme, "TENT-6")
     for version in (3, 2):
         async with SqlErpSyncUnitOfWork(app_db, acme.id) as uow:
             await uow.erp_sync.record_synced(product_id, version)
@@ -215,7 +200,7 @@ async def test_the_handler_waits_for_an_open_breaker_without_spending_an_attempt
     tenants: dict[str, Tenant], app_db: Database, clean_db: database.Conninfos
 ) -> None:
     acme = tenants["acme"]
-    product_id = listed(clean_db.owner, acme, "TENT-7")
+    product_id = insert_product(clean_db.owner, acme, "TENT-7")
     erp = RecordingErpGateway()
     retry_at = datetime(2030, 1, 1, 0, 0, 30, tzinfo=UTC)
     erp.failure = ErpUnavailable(retry_at)
@@ -229,7 +214,7 @@ async def test_the_handler_gives_up_on_a_refused_push_and_a_bad_payload(
     tenants: dict[str, Tenant], app_db: Database, clean_db: database.Conninfos
 ) -> None:
     acme = tenants["acme"]
-    product_id = listed(clean_db.owner, acme, "TENT-8")
+    product_id = insert_product(clean_db.owner, acme, "TENT-8")
     erp = RecordingErpGateway()
     erp.failure = ErpRejected("the ERP refused the push with 422: bad sku")
     handler = erp_push_handler(app_db, erp)
@@ -244,7 +229,7 @@ async def test_the_handler_lets_a_transient_failure_be_retried(
     tenants: dict[str, Tenant], app_db: Database, clean_db: database.Conninfos
 ) -> None:
     acme = tenants["acme"]
-    product_id = listed(clean_db.owner, acme, "TENT-9")
+    product_id = insert_product(clean_db.owner, acme, "TENT-9")
     erp = RecordingErpGateway()
     erp.failure = ErpTransientError("the ERP answered 503")
     with pytest.raises(ErpTransientError):
@@ -255,7 +240,7 @@ async def test_through_the_sandbox_a_lost_answer_is_retried_and_applied_once(
     tenants: dict[str, Tenant], app_db: Database, clean_db: database.Conninfos
 ) -> None:
     acme = tenants["acme"]
-    product_id = listed(clean_db.owner, acme, "TENT-10")
+    product_id = insert_product(clean_db.owner, acme, "TENT-10")
     state = ErpState(faults=Faults(drop_rate=1))
     async with serving(create_app(state)) as url:
         gateway = make_erp_gateway(url, timeout=2, breaker_failures=3, breaker_cool_down=30)
@@ -281,7 +266,7 @@ async def test_through_the_sandbox_an_open_breaker_postpones_the_job(
     tenants: dict[str, Tenant], app_db: Database, clean_db: database.Conninfos
 ) -> None:
     acme = tenants["acme"]
-    product_id = listed(clean_db.owner, acme, "TENT-11")
+    product_id = insert_product(clean_db.owner, acme, "TENT-11")
     state = ErpState(faults=Faults(error_rate=1))
     async with serving(create_app(state)) as url:
         breaker = CircuitBreaker("erp", BreakerPolicy(2, timedelta(seconds=60)), _Clock())

@@ -14,7 +14,7 @@ from impextech.kernel.db import Database
 from impextech.platform.database import Conninfos
 from impextech.platform.jobs import active_tenants
 from tests.support.jobs import enqueue, job_row, make_runtime, running_worker, wait_for
-from tests.support.world import make_tenant
+from tests.support.world import insert_product, make_tenant
 
 pytestmark = pytest.mark.anyio
 
@@ -67,16 +67,8 @@ async def test_reconcile_queues_a_push_for_each_product_the_erp_has_not_acknowle
     clean_db: Conninfos,
 ) -> None:
     acme = make_tenant(clean_db.owner, "acme")
-    with psycopg.connect(clean_db.owner) as conn:
-        conn.execute("SELECT set_config('app.tenant_id', %s, true)", (str(acme.id),))
-        for n, synced in enumerate((None, 1, 2)):
-            conn.execute(
-                "INSERT INTO products (tenant_id, id, seller_id, sku, name, category,"
-                " price_amount, currency, stock, status, version, created_at, updated_at,"
-                " erp_synced_version) VALUES (%s, gen_random_uuid(), %s, %s, 'P', 'c', 100,"
-                " 'EUR', 1, 'active', 2, now(), now(), %s)",
-                (acme.id, acme["seller"].id, f"SKU-{n}", synced),
-            )
+    for n, synced in enumerate((None, 1, 2)):
+        insert_product(clean_db.owner, acme, f"SKU-{n}", version=2, erp_synced_version=synced)
     database = Database.connect(clean_db.app, size=1)
     queue = ProcrastinateQueue(clean_db.app, [ERP_PUSH])
     try:

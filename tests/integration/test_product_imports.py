@@ -33,7 +33,7 @@ from impextech.kernel.domain.errors import SkuTaken
 from impextech.platform.database import Conninfos
 from tests.support.jobs import running_worker, wait_for
 from tests.support.pg import snapshot
-from tests.support.world import Account, Tenant
+from tests.support.world import Account, Tenant, insert_product
 
 pytestmark = pytest.mark.anyio
 
@@ -494,23 +494,10 @@ async def test_a_sku_listed_meanwhile_fails_the_batch_and_the_next_attempt_sorts
         async def lock_by_sku(self, skus: Sequence[str]) -> dict[str, Product]:
             found = await super().lock_by_sku(skus)
             if races:  # another seller lists RACE-1 after the batch looked, before it inserts
-                list_directly(clean_db.owner, acme, races.pop(), "RACE-1")
+                insert_product(clean_db.owner, acme, "RACE-1", seller_id=races.pop(), name="Theirs")
             return found
 
-    class Uow(SqlImportUnitOfWork):
-        def _bind(self, conn: Connection) -> None:
-            super()._bind(conn)
-            assert self.tenant_id is not None
-            self.products = ListedMeanwhile(conn, self.tenant_id)
-
-    def no_pushes(conn: Connection, tenant_id: UUID) -> NoPushes:
-        return NoPushes()
-
-    imports = ProductImports(
-        lambda tenant_id: None,  # type: ignore[arg-type]  # this test submits nothing
-        lambda tenant_id: Uow(database, tenant_id, no_pushes),
-        SystemClock(),
-    )
+    imports = imports_over(database, ListedMeanwhile)
     order = ImportOrder(
         f"{HEADER}\nA-1,A,,misc,1,EUR,1\nRACE-1,Mine,,misc,1,EUR,1\nB-1,B,,misc,1,EUR,1\n",
         seller.id,
@@ -544,21 +531,28 @@ async def test_a_sku_listed_meanwhile_fails_the_batch_and_the_next_attempt_sorts
     assert products(clean_db.owner, acme)["RACE-1"][0] == seller2.id
 
 
+def imports_over(database: Database, store: type[SqlImportProductStore]) -> ProductImports:
+    """The import use case over ``store`` (a store a test made to race), with no ERP pushes."""
+
+    class Uow(SqlImportUnitOfWork):
+        def _bind(self, conn: Connection) -> None:
+            super()._bind(conn)
+            assert self.tenant_id is not None
+            self.products = store(conn, self.tenant_id)
+
+    def no_pushes(conn: Connection, tenant_id: UUID) -> NoPushes:
+        return NoPushes()
+
+    return ProductImports(
+        lambda tenant_id: None,  # type: ignore[arg-type]  # these tests submit nothing
+        lambda tenant_id: Uow(database, tenant_id, no_pushes),
+        SystemClock(),
+    )
+
+
 class NoPushes:
     async def products_changed(self, product_ids: Sequence[UUID]) -> None:
         return None
-
-
-def list_directly(owner: str, tenant: Tenant, seller_id: UUID, sku: str) -> None:
-    now = datetime.now(UTC)
-    with psycopg.connect(owner) as conn:
-        conn.execute("SELECT set_config('app.tenant_id', %s, true)", (str(tenant.id),))
-        conn.execute(
-            "INSERT INTO products (tenant_id, id, seller_id, sku, name, description, category,"
-            " price_amount, currency, stock, status, version, created_at, updated_at)"
-            " VALUES (%s, %s, %s, %s, 'Theirs', '', 'misc', 1, 'EUR', 1, 'active', 1, %s, %s)",
-            (tenant.id, uuid.uuid4(), seller_id, sku, now, now),
-        )
 
 
 async def test_two_imports_racing_for_the_same_new_skus_never_deadlock(
@@ -574,20 +568,7 @@ async def test_two_imports_racing_for_the_same_new_skus_never_deadlock(
             await both_looked.wait()  # neither sees the other's SKUs: both will insert them
             return found
 
-    class Uow(SqlImportUnitOfWork):
-        def _bind(self, conn: Connection) -> None:
-            super()._bind(conn)
-            assert self.tenant_id is not None
-            self.products = InStep(conn, self.tenant_id)
-
-    def no_pushes(conn: Connection, tenant_id: UUID) -> NoPushes:
-        return NoPushes()
-
-    imports = ProductImports(
-        lambda tenant_id: None,  # type: ignore[arg-type]  # this test submits nothing
-        lambda tenant_id: Uow(database, tenant_id, no_pushes),
-        SystemClock(),
-    )
+    imports = imports_over(database, InStep)
     now = datetime.now(UTC)
     # Opposite orders in the two files: inserted as written, each would wait on the other.
     forwards = ImportOrder(rows_for("Z-1", "Z-2", "Z-3"), seller.id, now)

@@ -106,3 +106,38 @@ async def make_product(
     assert response.status_code == 201, response.text
     product: dict[str, object] = response.json()
     return product
+
+
+def insert_product(
+    owner: str,
+    tenant: Tenant,
+    sku: str,
+    *,
+    seller_id: uuid.UUID | None = None,
+    name: str | None = None,
+    version: int = 1,
+    erp_synced_version: int | None = None,
+) -> uuid.UUID:
+    """A product written straight into the table in the tenant's context (no web app needed)."""
+    product_id = uuid.uuid4()
+    now = datetime.now(UTC)
+    with psycopg.connect(owner) as conn:
+        conn.execute("SELECT set_config('app.tenant_id', %s, true)", (str(tenant.id),))
+        conn.execute(
+            "INSERT INTO products (id, tenant_id, seller_id, sku, name, description, category,"
+            " price_amount, currency, stock, status, version, created_at, updated_at,"
+            " erp_synced_version)"
+            " VALUES (%s, %s, %s, %s, %s, '', 'misc', 1999, 'EUR', 5, 'active', %s, %s, %s, %s)",
+            (
+                product_id,
+                tenant.id,
+                seller_id or tenant["seller"].id,
+                sku,
+                name or f"Product {sku}",
+                version,
+                now,
+                now,
+                erp_synced_version,
+            ),
+        )
+    return product_id

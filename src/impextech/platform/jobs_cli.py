@@ -36,7 +36,9 @@ def register(app: typer.Typer) -> None:
 def worker(
     metrics_port: Annotated[
         int | None,
-        typer.Option(help="Serve this worker's Prometheus counters on 127.0.0.1:PORT"),
+        typer.Option(
+            min=1, max=65535, help="Serve this worker's Prometheus counters on 127.0.0.1:PORT"
+        ),
     ] = None,
 ) -> None:
     """Run jobs from the queues in IMPEXTECH_WORKER_QUEUES until SIGTERM (drains) or Ctrl+C."""
@@ -48,11 +50,12 @@ def worker(
 
     settings = _settings()
     infos = db.require_current(settings)
-    if metrics_port is not None and not 1 <= metrics_port <= 65535:
-        raise CliError(f"--metrics-port must be 1..65535, not {metrics_port}")
     registry = CollectorRegistry()
     if metrics_port is not None:
-        start_http_server(metrics_port, addr="127.0.0.1", registry=registry)
+        try:
+            start_http_server(metrics_port, addr="127.0.0.1", registry=registry)
+        except OSError as exc:
+            raise CliError(f"cannot serve metrics on 127.0.0.1:{metrics_port}: {exc}") from None
 
     async def run() -> None:
         process, database = make_worker(settings, infos.app, registry)

@@ -59,20 +59,6 @@ class ProcrastinateQueue:
             task_kwargs={"tenant_id": str(tenant_id), "job_id": str(job_id)},
         )
 
-    async def defer(
-        self,
-        conn: Connection,
-        kind: JobKind,
-        tenant_id: UUID,
-        job_id: UUID,
-        *,
-        lock_key: str | None,
-    ) -> int:
-        job = self._job(kind, tenant_id, job_id, lock_key)
-        deferred = await self.app.job_manager.defer_job_async(job, connection=conn)
-        assert deferred.id is not None
-        return deferred.id
-
     async def defer_many(
         self,
         conn: Connection,

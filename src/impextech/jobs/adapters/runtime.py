@@ -94,7 +94,6 @@ class JobRuntime:
         clock: Clock | None = None,
         counters: JobCounters | None = None,
     ) -> None:
-        self._db = database
         self.database = database
         self._counters = counters
         self.queue = queue
@@ -141,7 +140,7 @@ class JobRuntime:
 
         async def fan_out(timestamp: int) -> None:
             for tenant_id in await tenants():
-                async with self._db.transaction(tenant_id) as conn:
+                async with self.database.transaction(tenant_id) as conn:
                     scheduler = SqlJobScheduler(conn, tenant_id, self.queue, self._clock.now())
                     await scheduler.enqueue(kind, {"tick": timestamp}, dedup_key="periodic")
 
@@ -168,7 +167,7 @@ class JobRuntime:
             await self._run_in_tenant(kind, tenant_id, job_id)
 
     async def _run_in_tenant(self, kind: JobKind, tenant_id: UUID, job_id: UUID) -> None:
-        ledger = SqlJobLedger(self._db, tenant_id)
+        ledger = SqlJobLedger(self.database, tenant_id)
         started = await ledger.start(job_id, self._clock.now())
         if started is None:
             # Finished, discarded, or not this tenant's: nothing to do, nothing to reveal.
@@ -244,7 +243,7 @@ class JobRuntime:
             self._count("dead", kind)
             log.error("job dead", attempt=attempts, error=error, why=decision.reason)
             raise _Buried() from exc
-        await SqlJobLedger(self._db, tenant_id).fail(job_id, error, decision.at, now)
+        await SqlJobLedger(self.database, tenant_id).fail(job_id, error, decision.at, now)
         self._count("retries", kind)
         log.warning(
             "job attempt failed", attempt=attempts, error=error, retry_at=decision.at.isoformat()
@@ -256,12 +255,12 @@ class JobRuntime:
             getattr(self._counters, counter).labels(kind.queue, kind.name).inc()
 
     async def _finish_dead(self, tenant_id: UUID, job_id: UUID, error: str) -> None:
-        await SqlJobLedger(self._db, tenant_id).bury(job_id, error, self._clock.now())
+        await SqlJobLedger(self.database, tenant_id).bury(job_id, error, self._clock.now())
 
     async def _release(
         self, tenant_id: UUID, job_id: UUID, at: datetime, note: str | None, *, refund: bool
     ) -> None:
-        await SqlJobLedger(self._db, tenant_id).release(
+        await SqlJobLedger(self.database, tenant_id).release(
             job_id, at, note, self._clock.now(), refund=refund
         )
 

@@ -209,40 +209,8 @@ class SqlJobScheduler:
         dedup_key: str | None = None,
         lock_key: str | None = None,
     ) -> UUID:
-        self._queue.require_known(kind)
-        job_id = uuid.uuid4()
-        cur = await self._conn.execute(
-            "INSERT INTO jobs (tenant_id, id, kind, queue, state, max_attempts, payload,"
-            " dedup_key, lock_key, created_by, created_at, updated_at)"
-            " VALUES (%s, %s, %s, %s, 'queued', %s, %s, %s, %s, %s, %s, %s)"
-            " ON CONFLICT (tenant_id, kind, dedup_key)"
-            " WHERE state = 'queued' AND dedup_key IS NOT NULL"
-            " DO UPDATE SET updated_at = excluded.updated_at"
-            " RETURNING id",
-            (
-                self._tenant,
-                job_id,
-                kind.name,
-                kind.queue,
-                kind.max_attempts,
-                Jsonb(dict(payload)),
-                dedup_key,
-                lock_key,
-                created_by,
-                self._now,
-                self._now,
-            ),
-        )
-        row = await cur.fetchone()
-        assert row is not None
-        if row.id != job_id:
-            return UUID(str(row.id))  # joined the pending twin
-        queue_job_id = await self._queue.defer(
-            self._conn, kind, self._tenant, job_id, lock_key=lock_key
-        )
-        await self._conn.execute(
-            "UPDATE jobs SET queue_job_id = %s WHERE id = %s", (queue_job_id, job_id)
-        )
+        request = JobRequest(payload, dedup_key=dedup_key, lock_key=lock_key)
+        [job_id] = await self.enqueue_many(kind, [request], created_by=created_by)
         return job_id
 
     async def enqueue_many(

@@ -12,10 +12,10 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from impextech.vet.engine import scan_path
+from impextech.vet.items import InputError
 from impextech.vet.model import Report, Severity
 from impextech.vet.report import dumps, render_text, to_json, to_sarif
 from impextech.vet.rules import RuleError, default_ruleset
-from impextech.vet.sources import InputError
 
 FORMATS = ("text", "json", "sarif")
 FAIL_ON = ("low", "medium", "high", "critical", "never")

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
-from impextech.vet.engine import AUTORUN, Detector, FileContext
+from impextech.vet.filecontext import AUTORUN, Detector, FileContext
 from impextech.vet.rules import Rule
 
 LIFECYCLE = (

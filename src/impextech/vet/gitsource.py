@@ -16,7 +16,8 @@ from dulwich.objects import Blob, Commit, ObjectID, Tag, Tree
 from dulwich.refs import Ref
 from dulwich.repo import Repo
 
-from impextech.vet.sources import InputError, Item, LimitBreach, Limits, SourceFile, escapes_root
+from impextech.vet.items import InputError, Item, LimitBreach, Limits, SourceFile
+from impextech.vet.sources import escapes_root
 
 _REF_PREFIXES = (b"refs/heads/", b"refs/remotes/", b"refs/stash")
 

@@ -1,8 +1,9 @@
-"""Read the inspected input (directory, zip, tar, git) without running or extracting anything.
+"""Read a directory, a zip or a tar archive without running or extracting anything.
 
 Every reader yields `SourceFile`s (a path, a bounded prefix of the content, the real size) and
 `LimitBreach`es. A breached limit or a dangerous archive member is reported as a finding by the
-engine; only an input that cannot be read at all raises `InputError`.
+scanner; only an input that cannot be read at all raises `InputError`. Git history is read by
+`gitsource`.
 """
 
 from __future__ import annotations
@@ -13,49 +14,10 @@ import stat
 import tarfile
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-
-class InputError(Exception):
-    """The input cannot be read at all (missing, unreadable, corrupt archive)."""
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Bounds on what is read. Defaults suit a source repository, not a disk image."""
-
-    max_files: int = 200_000
-    max_total_bytes: int = 2 * 1024**3
-    max_ratio: int = 200
-    ratio_floor_bytes: int = 16 * 1024**2
-    scan_bytes: int = 4 * 1024**2
-
-
-@dataclass(frozen=True)
-class SourceFile:
-    path: str
-    data: bytes
-    size: int
-    origin: str = ""
-
-    @property
-    def truncated(self) -> bool:
-        return len(self.data) < self.size
-
-
-@dataclass(frozen=True)
-class LimitBreach:
-    """An input-level problem: kind is a rule name from the `input` rule set."""
-
-    kind: str
-    path: str
-    detail: str
-    origin: str = ""
-
-
-Item = SourceFile | LimitBreach
+from impextech.vet.items import InputError, Item, LimitBreach, Limits, SourceFile
 
 
 def archive_kind(path: Path) -> str | None:

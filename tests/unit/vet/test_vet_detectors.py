@@ -93,8 +93,8 @@ def test_command_refs_take_any_extension_and_skip_urls() -> None:
 
 
 def test_inline_node_code_is_followed_not_flagged_by_itself() -> None:
-    from impextech.vet.engine import scan_items
-    from impextech.vet.sources import SourceFile
+    from impextech.vet.items import SourceFile
+    from impextech.vet.scanner import scan_items
 
     pkg = b'{"scripts": {"postinstall": "node -e \\"try{require(\'./postinstall\')}catch(e){}\\""}}'
     hook = (

@@ -5,9 +5,10 @@ import string
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from impextech.vet.engine import MAX_HITS_PER_RULE, scan_items
+from impextech.vet.filecontext import MAX_HITS_PER_RULE
+from impextech.vet.items import SourceFile
 from impextech.vet.model import Finding, Report, Severity, Verdict
-from impextech.vet.sources import SourceFile
+from impextech.vet.scanner import scan_items
 
 
 def _scan(files: dict[str, str]) -> Report:

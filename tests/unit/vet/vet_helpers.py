@@ -8,10 +8,11 @@ import tarfile
 import zipfile
 from pathlib import Path
 
-from impextech.vet.engine import scan_items, scan_path
+from impextech.vet.engine import scan_path
+from impextech.vet.items import Limits, SourceFile
 from impextech.vet.model import Report
 from impextech.vet.rules import Example
-from impextech.vet.sources import Limits, SourceFile
+from impextech.vet.scanner import scan_items
 
 
 def write_zip(target: Path, example: Example) -> None:

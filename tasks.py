@@ -4,6 +4,9 @@
     python3 tasks.py demo [--port 8000]   # the whole platform on embedded PostgreSQL
     python3 tasks.py test                 # lint, types, import contracts and every test tier
 
+The test command also installs Debian's chromium (for the browser tier) with apt-get when
+/usr/bin/chromium is missing, using sudo when not run as root.
+
 The first run creates ./.venv, installs uv into it, and installs the hash-pinned lock file
 (requirements/dev.txt) with --require-hashes. Later runs reuse it unless the lock file changed.
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -22,6 +26,14 @@ VENV = ROOT / ".venv"
 BIN = VENV / "bin"
 LOCK = ROOT / "requirements" / "dev.txt"
 STAMP = VENV / ".impextech-lock-sha256"
+# The browser tier drives Debian's chromium (Playwright's own browser download is not used).
+CHROMIUM = Path(os.environ.get("IMPEXTECH_CHROMIUM", "/usr/bin/chromium"))
+BROWSER_TIER = ROOT / "tests" / "browser"
+BROWSER_PACKAGES = ["chromium", "chromium-driver"]
+CHROMIUM_HOWTO = (
+    "tasks.py: the browser tests need Debian's chromium; as root run `apt-get update && "
+    "apt-get install -y --no-install-recommends chromium chromium-driver`, then run this again"
+)
 
 # Steps of the test command, in order; each must pass.
 CHECKS: list[list[str]] = [
@@ -54,6 +66,40 @@ def ensure_env() -> None:
     STAMP.write_text(digest)
 
 
+def _runs_browser_tier(tiers: list[str]) -> bool:
+    """Whether pytest, given these arguments, collects tests/browser (no path: all of tests)."""
+    paths = [(ROOT / arg.split("::", 1)[0]).resolve() for arg in tiers if not arg.startswith("-")]
+    paths = [path for path in paths if path.exists()]  # an option's value is not a path
+    return not paths or any(
+        path == BROWSER_TIER or BROWSER_TIER in path.parents or path in BROWSER_TIER.parents
+        for path in paths
+    )
+
+
+def ensure_chromium() -> int:
+    """Install Debian's chromium for the browser tier when it is missing; 0 once it is there."""
+    if CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK):
+        return 0
+    sudo = shutil.which("sudo")
+    if shutil.which("apt-get") is None or (os.geteuid() != 0 and sudo is None):
+        print(CHROMIUM_HOWTO, file=sys.stderr)
+        return 1
+    prefix = [] if os.geteuid() == 0 else [str(sudo)]
+    print(f"installing {' and '.join(BROWSER_PACKAGES)} for the browser tests", flush=True)
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *BROWSER_PACKAGES]
+    try:
+        _run([*prefix, "apt-get", "update", "-q"], env=env)
+        _run([*prefix, *install], env=env)
+    except subprocess.CalledProcessError as exc:
+        print(f"tasks.py: installing chromium failed (exit {exc.returncode})", file=sys.stderr)
+        return 1
+    if not (CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK)):
+        print(f"tasks.py: chromium is installed but {CHROMIUM} is not there", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in {"demo", "test", "env"}:
         print(__doc__)
@@ -65,13 +111,15 @@ def main(argv: list[str]) -> int:
         return 0
     if command == "demo":
         os.execv(str(BIN / "impextech"), [str(BIN / "impextech"), "demo", *rest])  # noqa: S606
+    tiers = rest or ["tests"]
+    if _runs_browser_tier(tiers) and ensure_chromium() != 0:
+        return 1
     for check in CHECKS:
         try:
             _run([str(BIN / check[0]), *check[1:]])
         except subprocess.CalledProcessError as exc:
             print(f"tasks.py: {' '.join(check)} failed (exit {exc.returncode})", file=sys.stderr)
             return 1
-    tiers = rest or ["tests"]
     result = subprocess.run([str(BIN / "pytest"), *tiers], cwd=ROOT, check=False)  # noqa: S603
     return result.returncode
 

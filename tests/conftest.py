@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from impextech.platform import database
 from impextech.platform.app import create_app
 from impextech.platform.settings import Settings
-from tests.support.pg import APP_ROLE, test_database, truncate_all
+from tests.support.pg import APP_ROLE, assert_no_postmaster, test_database, truncate_all
 from tests.support.world import Tenant, login, make_tenant
 
 TEST_SECRET = "test-secret-key-that-is-long-enough-for-hs256"
@@ -32,11 +32,12 @@ def db() -> Iterator[database.Conninfos]:
     """
     workdir = Path(tempfile.mkdtemp(prefix="impextech-test-"))
     try:
-        with test_database(workdir) as infos:
+        with test_database(workdir) as infos:  # stops the embedded cluster when it ends
             database.upgrade(infos.owner, APP_ROLE)
             yield infos
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+    assert_no_postmaster(workdir / "pg")
 
 
 @pytest.fixture

@@ -38,7 +38,7 @@ def chromium_path() -> str:
         pytest.fail(
             f"the browser tests need Debian's chromium at {CHROMIUM}{hint}; install it with"
             " `apt-get install -y --no-install-recommends chromium chromium-driver`"
-            " (.ci/run does this on a fresh machine)",
+            " (`python3 tasks.py test` does this on a fresh machine)",
             pytrace=False,
         )
     return str(CHROMIUM)

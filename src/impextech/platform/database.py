@@ -7,7 +7,6 @@ and has neither superuser nor BYPASSRLS, so row-level security always applies to
 from __future__ import annotations
 
 import logging
-import warnings
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -20,6 +19,7 @@ from alembic.util import CommandError
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from impextech.platform import embedded
 from impextech.platform.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -39,25 +39,21 @@ class DatabaseSetupError(Exception):
 
 
 def start_embedded(data_dir: Path) -> str:
-    """Start (or attach to) the private cluster under ``data_dir/pg``; its superuser conninfo."""
-    with warnings.catch_warnings():
-        # platformdirs warns about XDG_RUNTIME_DIR on servers; pgserver does not need it.
-        warnings.simplefilter("ignore")
-        import pgserver  # heavy import, only when the embedded default is used
+    """Start (or join) the private cluster under ``data_dir/pg``; its superuser conninfo.
 
-    logging.getLogger("pgserver").setLevel(logging.WARNING)
+    This process counts as one of the cluster's users from now on: the cluster stops when the
+    last user ends or calls `stop_embedded` (see impextech.platform.embedded).
+    """
     pgdata = data_dir / "pg"
-    pgdata.mkdir(parents=True, exist_ok=True)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            server = pgserver.get_server(  # type: ignore[attr-defined]
-                pgdata, cleanup_mode="stop"
-            )
-    except Exception as exc:
+        return embedded.attach(pgdata)
+    except embedded.EmbeddedStartError as exc:
         raise DatabaseSetupError(f"could not start embedded PostgreSQL in {pgdata}: {exc}") from exc
-    uri: str = server.get_uri()
-    return uri
+
+
+def stop_embedded(data_dir: Path) -> None:
+    """Stop using the cluster under ``data_dir/pg``; it stops if no other process uses it."""
+    embedded.release(data_dir / "pg")
 
 
 def bootstrap_embedded(superuser: str, app_role: str) -> Conninfos:

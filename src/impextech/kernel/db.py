@@ -44,14 +44,26 @@ def make_pool(conninfo: str, *, size: int = 10, timeout: float = 10.0) -> AsyncC
 class Database:
     """The application's database: every unit of work runs in one transaction."""
 
-    def __init__(self, pool: AsyncConnectionPool) -> None:
+    def __init__(self, pool: AsyncConnectionPool, conninfo: str = "") -> None:
         self.pool = pool
+        self._conninfo = conninfo
         self._opened = False
         self._opening = asyncio.Lock()
 
     @classmethod
     def connect(cls, conninfo: str, *, size: int = 10) -> Database:
-        return cls(make_pool(conninfo, size=size))
+        return cls(make_pool(conninfo, size=size), conninfo)
+
+    @property
+    def conninfo(self) -> str:
+        """The connection string, for the few libraries that open connections of their own."""
+        if not self._conninfo:
+            raise ValueError("this database was built from a pool without its connection string")
+        return self._conninfo
+
+    @property
+    def size(self) -> int:
+        return self.pool.max_size
 
     async def _ensure_open(self) -> None:
         if not self._opened:

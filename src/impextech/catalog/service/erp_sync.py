@@ -19,25 +19,23 @@ from typing import Protocol
 from uuid import UUID
 
 from impextech.catalog.domain.model import Product
-from impextech.kernel.domain.errors import ImpextechError
+from impextech.kernel.domain.errors import Unavailable, UpstreamFailed
 from impextech.kernel.domain.uow import UnitOfWork
 
 # -- the port to the ERP and its errors ---------------------------------------------------------
 
 
-class ErpError(ImpextechError):
+class ErpError(UpstreamFailed):
     """A push did not reach the ERP."""
 
     code = "erp-failed"
-    status = 502
     title = "The ERP did not take the change"
 
 
-class ErpUnavailable(ErpError):
+class ErpUnavailable(Unavailable, ErpError):
     """Not called at all: the ERP's breaker is open. Come back at ``retry_at``."""
 
     code = "erp-unavailable"
-    status = 503
     title = "The ERP is unavailable"
 
     def __init__(self, retry_at: datetime, detail: str | None = None) -> None:

@@ -1,7 +1,10 @@
-"""The one place where the platform's error hierarchy is written down.
+"""The base of the platform's error hierarchy and its generic categories.
 
-Domain and service code raise these; only the HTTP edge turns them into problem+json, using
-each class's stable ``code`` (the problem ``type``) and ``status``.
+Each context owns its own errors (``<context>/domain/errors.py`` or beside the rule that raises
+them) and derives them from one of the categories below. A category says what kind of refusal
+it is; the HTTP status of each category is decided in one table at the edge
+(``impextech.kernel.web.STATUS_BY_CATEGORY``), never on the error classes themselves.
+Every error carries a stable ``code`` (the problem ``type``) and a human ``title``.
 """
 
 from __future__ import annotations
@@ -19,10 +22,9 @@ class FieldIssue:
 
 
 class ImpextechError(Exception):
-    """Base of every error the platform raises on purpose."""
+    """Base of every error the platform raises on purpose (uncategorised: an internal error)."""
 
     code = "error"
-    status = 500
     title = "Internal error"
 
     def __init__(self, detail: str | None = None) -> None:
@@ -30,9 +32,20 @@ class ImpextechError(Exception):
         self.detail = detail or self.title
 
 
+# -- the generic categories ----------------------------------------------------------------------
+
+
+class BadRequest(ImpextechError):
+    """The request cannot be read or is missing something outside its fields."""
+
+    code = "bad-request"
+    title = "Bad request"
+
+
 class InvalidInput(ImpextechError):
+    """Readable, but some fields break a rule; ``issues`` names each."""
+
     code = "validation-failed"
-    status = 422
     title = "The request is not valid"
 
     def __init__(self, detail: str, issues: Sequence[FieldIssue] = ()) -> None:
@@ -40,100 +53,64 @@ class InvalidInput(ImpextechError):
         self.issues = tuple(issues)
 
 
-class WeakPassword(InvalidInput):
-    code = "weak-password"
-    title = "The password is too weak"
-
-
-class NotFound(ImpextechError):
-    code = "not-found"
-    status = 404
-    title = "Not found"
-
-
 class Unauthenticated(ImpextechError):
     code = "unauthenticated"
-    status = 401
     title = "Authentication is required"
-
-
-class InvalidCredentials(Unauthenticated):
-    code = "invalid-credentials"
-    title = "The email or password is wrong"
-
-
-class InvalidToken(Unauthenticated):
-    code = "invalid-token"
-    title = "The token is not valid"
-
-
-class RefreshTokenReused(Unauthenticated):
-    code = "refresh-token-reused"
-    title = "This refresh token was already used; the session has been revoked"
 
 
 class Forbidden(ImpextechError):
     code = "forbidden"
-    status = 403
     title = "You may not do this"
+
+
+class NotFound(ImpextechError):
+    code = "not-found"
+    title = "Not found"
 
 
 class Conflict(ImpextechError):
     code = "conflict"
-    status = 409
     title = "The request conflicts with the current state"
-
-
-class EmailTaken(Conflict):
-    code = "email-taken"
-    title = "This email is already registered"
-
-
-class SkuTaken(Conflict):
-    code = "sku-taken"
-    title = "This SKU is already used in this marketplace"
-
-
-class SlugTaken(Conflict):
-    code = "slug-taken"
-    title = "This tenant slug is already used"
 
 
 class PreconditionFailed(ImpextechError):
     code = "version-mismatch"
-    status = 412
     title = "The resource changed since you read it"
 
 
 class PreconditionRequired(ImpextechError):
     code = "precondition-required"
-    status = 428
     title = "Send the version you read in an If-Match header"
 
 
-class TenantRequired(ImpextechError):
-    code = "tenant-required"
-    status = 400
-    title = "Name the marketplace with an X-Tenant header or its subdomain"
+class TooLarge(ImpextechError):
+    code = "too-large"
+    title = "The request is too large"
 
 
-class UnknownTenant(ImpextechError):
-    code = "unknown-tenant"
-    status = 404
-    title = "No such marketplace"
-
-
-class TenantMismatch(ImpextechError):
-    code = "tenant-mismatch"
-    status = 401
-    title = "The token belongs to another marketplace"
+class UnsupportedMedia(ImpextechError):
+    code = "unsupported-media-type"
+    title = "The body's media type is not accepted here"
 
 
 class RateLimited(ImpextechError):
     code = "rate-limited"
-    status = 429
     title = "Too many attempts"
 
     def __init__(self, retry_after_seconds: int, detail: str | None = None) -> None:
         super().__init__(detail or f"Too many attempts; retry in {retry_after_seconds} s")
         self.retry_after_seconds = retry_after_seconds
+
+
+class UpstreamFailed(ImpextechError):
+    """An outside service we called failed or refused."""
+
+    code = "upstream-failed"
+    title = "An outside service failed"
+
+
+class Unavailable(ImpextechError):
+    """Not now: a dependency is down or busy; the same request may work later."""
+
+    code = "unavailable"
+    title = "The service is unavailable"

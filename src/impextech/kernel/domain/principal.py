@@ -6,6 +6,8 @@ import enum
 from dataclasses import dataclass
 from uuid import UUID
 
+from impextech.kernel.domain.errors import Forbidden
+
 
 class Role(enum.StrEnum):
     SHOPPER = "shopper"
@@ -25,6 +27,11 @@ class Principal:
     @property
     def is_admin(self) -> bool:
         return self.role is Role.ADMIN
+
+    def require_admin(self) -> None:
+        """Refuse (403) anyone but a marketplace admin: the one role check every context uses."""
+        if not self.is_admin:
+            raise Forbidden("only a marketplace admin may do this")
 
 
 @dataclass(frozen=True, slots=True)

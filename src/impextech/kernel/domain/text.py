@@ -10,13 +10,19 @@ import re
 import unicodedata
 
 # C0/C1 controls, DEL, lone surrogates, and the Unicode "noncharacters"; PostgreSQL cannot
-# store NUL at all, and the rest only ever arrive by accident or by attack.
-_FORBIDDEN_SINGLE_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff]")
-_FORBIDDEN_MULTI_LINE = re.compile(
-    r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]"
-)
+# store NUL at all, and the rest only ever arrive by accident or by attack. The ranges are
+# regular-expression text that Python and JSON Schema (ECMA-262) read alike, so the HTTP edge
+# publishes these very rules in its OpenAPI document.
+SINGLE_LINE_FORBIDDEN = r"\x00-\x1f\x7f-\x9f\ufdd0-\ufdef\ufffe\uffff"
+MULTI_LINE_FORBIDDEN = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff"
 # Bidirectional overrides let a name display as something it is not.
-_BIDI_CONTROLS = re.compile(r"[\u202a-\u202e\u2066-\u2069]")
+BIDI_CONTROLS = r"\u202a-\u202e\u2066-\u2069"
+# A lone surrogate is no character at all (I-JSON forbids it): kept apart because many
+# validators' regular expressions cannot even name one.
+_SURROGATES = r"\ud800-\udfff"
+_FORBIDDEN_SINGLE_LINE = re.compile(f"[{SINGLE_LINE_FORBIDDEN}{_SURROGATES}]")
+_FORBIDDEN_MULTI_LINE = re.compile(f"[{MULTI_LINE_FORBIDDEN}{_SURROGATES}]")
+_BIDI_CONTROLS = re.compile(f"[{BIDI_CONTROLS}]")
 
 
 def _clean(value: str, pattern: re.Pattern[str]) -> str:

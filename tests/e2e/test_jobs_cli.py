@@ -10,9 +10,9 @@ from uuid import UUID, uuid4
 
 import pytest
 
+from impextech.jobs.adapters.registry import NOOP, noop
 from impextech.jobs.api import Backoff, JobContext, JobKind, JsonObject
 from impextech.platform.database import Conninfos
-from impextech.platform.jobs import NOOP, noop
 from tests.e2e.conftest import CLI, cli_env
 from tests.support.jobs import enqueue, job_row, make_runtime, queue_job, running_worker, wait_for
 from tests.support.pg import snapshot

@@ -10,7 +10,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from impextech.catalog.adapters.erp_http import HttpErpGateway
-from impextech.catalog.api import ERP_PUSH, erp_push_handler
+from impextech.catalog.adapters.erp_job import erp_push_handler
+from impextech.catalog.adapters.erp_outbox import ERP_PUSH
 from impextech.catalog.domain.model import Product, ProductStatus
 from impextech.catalog.service.erp_sync import ErpTransientError
 from impextech.kernel.db import Database

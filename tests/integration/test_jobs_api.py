@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from impextech.jobs.api import Backoff, JobContext, JobKind, JsonObject
 from impextech.platform.database import Conninfos
+from tests.conftest import METRICS_AUTH
 from tests.support.jobs import enqueue, make_runtime, running_worker, wait_for
 from tests.support.pg import snapshot
 from tests.support.world import Tenant
@@ -177,7 +178,7 @@ async def test_metrics_show_queue_depth_dead_letters_and_known_queues(
     runtime = make_runtime(clean_db.app, {REPORT: _report})
     for _ in range(3):
         await enqueue(clean_db.app, runtime, world["acme"].id, REPORT)
-    text = (await client.get("/metrics")).text
+    text = (await client.get("/metrics", headers=METRICS_AUTH)).text
     samples = {
         line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
         for line in text.splitlines()

@@ -8,15 +8,23 @@ from uuid import UUID
 import psycopg
 import pytest
 
-from impextech.catalog.api import ERP_PUSH, ERP_RECONCILE, erp_reconcile_handler
-from impextech.jobs.api import JobContext, JobKind, JsonObject, ProcrastinateQueue
+from impextech.catalog.adapters.erp_outbox import ERP_PUSH, ERP_RECONCILE, erp_reconcile_handler
+from impextech.jobs.adapters.queue import ProcrastinateQueue
+from impextech.jobs.api import JobContext, JobKind, JobScheduling, JsonObject
 from impextech.kernel.db import Database
+from impextech.kernel.domain.clock import SystemClock
 from impextech.platform.database import Conninfos
-from impextech.platform.jobs import active_tenants
 from tests.support.jobs import enqueue, job_row, make_runtime, running_worker, wait_for
 from tests.support.world import insert_product, make_tenant
 
 pytestmark = pytest.mark.anyio
+
+
+async def active_tenant_ids(database: Database) -> list[UUID]:
+    # What identity's roster answers in a real worker: the active marketplaces.
+    async with database.transaction(None) as conn:
+        cur = await conn.execute("SELECT id FROM tenants WHERE status = 'active' ORDER BY id")
+        return [row.id for row in await cur.fetchall()]
 
 
 def _jobs(owner: str, tenant: UUID, kind: str) -> list[tuple[str, object]]:
@@ -45,7 +53,7 @@ async def test_a_cron_tick_runs_the_kind_once_for_every_active_tenant(
 
     runtime = make_runtime(clean_db.app, {kind: handler})
     database = Database.connect(clean_db.app, size=1)
-    runtime.every(kind, "* * * * * *", lambda: active_tenants(database))  # every second
+    runtime.every(kind, "* * * * * *", lambda: active_tenant_ids(database))  # every second
     try:
         async with running_worker(runtime):
             for _ in range(100):
@@ -70,9 +78,9 @@ async def test_reconcile_queues_a_push_for_each_product_the_erp_has_not_acknowle
     for n, synced in enumerate((None, 1, 2)):
         insert_product(clean_db.owner, acme, f"SKU-{n}", version=2, erp_synced_version=synced)
     database = Database.connect(clean_db.app, size=1)
-    queue = ProcrastinateQueue(clean_db.app, [ERP_PUSH])
+    scheduling = JobScheduling(ProcrastinateQueue(clean_db.app, [ERP_PUSH]), SystemClock())
     try:
-        handler = erp_reconcile_handler(database, queue, erp_configured=True)
+        handler = erp_reconcile_handler(database, scheduling, erp_configured=True)
 
         async def progress(done: int, total: int | None = None) -> None:
             return None
@@ -81,7 +89,7 @@ async def test_reconcile_queues_a_push_for_each_product_the_erp_has_not_acknowle
         assert await handler(ctx) == {"queued": 2}
         # Running it again joins the pushes still waiting instead of doubling them.
         assert await handler(ctx) == {"queued": 2}
-        off = erp_reconcile_handler(database, queue, erp_configured=False)
+        off = erp_reconcile_handler(database, scheduling, erp_configured=False)
         assert await off(ctx) == {"queued": 0, "erp": "none configured"}
     finally:
         await database.dispose()

@@ -11,19 +11,18 @@ from uuid import UUID
 import psycopg
 import pytest
 
+from impextech.jobs.adapters.runtime import JobRuntime
+from impextech.jobs.adapters.sql import SqlJobsUnitOfWork
 from impextech.jobs.api import (
     Backoff,
     JobContext,
     JobKind,
     JobRequest,
-    JobRuntime,
+    JobScheduling,
     JsonObject,
     RetryLater,
-    SqlJobScheduler,
-    SqlJobsUnitOfWork,
-    discard_dead,
-    retry_dead,
 )
+from impextech.jobs.service.jobs import discard_dead, retry_dead
 from impextech.kernel.db import Database
 from impextech.kernel.domain.clock import SystemClock
 from impextech.platform.database import Conninfos
@@ -318,7 +317,8 @@ async def test_many_jobs_enqueue_in_one_go_joining_twins_and_pending_jobs(
     database = Database.connect(clean_db.app, size=1)
     try:
         async with database.transaction(acme.id) as conn:
-            scheduler = SqlJobScheduler(conn, acme.id, runtime.queue, datetime.now(UTC))
+            scheduling = JobScheduling(runtime.queue, SystemClock())
+            scheduler = scheduling.in_transaction(conn, acme.id)
             ids = await scheduler.enqueue_many(
                 kind,
                 [

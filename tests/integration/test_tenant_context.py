@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +13,7 @@ import psycopg
 import pytest
 from psycopg import AsyncConnection
 
-from impextech.catalog.adapters.sql import SqlCatalogUnitOfWork
-from impextech.kernel.db import Database, make_pool
+from impextech.kernel.db import Database, SqlUnitOfWork, make_pool
 from impextech.platform import database
 from impextech.platform.app import create_app
 from tests.conftest import make_settings
@@ -47,8 +46,9 @@ def _session_rows(owner: str, tenant: Tenant) -> None:
     with psycopg.connect(owner) as conn:
         conn.execute("SELECT set_config('app.tenant_id', %s, true)", (str(tenant.id),))
         conn.execute(
-            "INSERT INTO auth_sessions (tenant_id, id, user_id, created_at) VALUES (%s,%s,%s,%s)",
-            (tenant.id, session_id, tenant["shopper"].id, now),
+            "INSERT INTO auth_sessions (tenant_id, id, user_id, created_at, expires_at)"
+            " VALUES (%s, %s, %s, %s, %s)",
+            (tenant.id, session_id, tenant["shopper"].id, now, now + timedelta(days=30)),
         )
         conn.execute(
             "INSERT INTO refresh_tokens (tenant_id, id, session_id, user_id, token_hash,"
@@ -140,7 +140,7 @@ async def _execute(
 
 
 async def _crash_in_unit_of_work(db: Database, tenant_id: uuid.UUID, pids: list[int]) -> None:
-    async with SqlCatalogUnitOfWork(db, tenant_id) as uow:
+    async with SqlUnitOfWork(db, tenant_id) as uow:
         pids.append(await _pid(uow.conn))
         raise RuntimeError("boom")
 
@@ -220,7 +220,7 @@ async def test_a_failed_or_uncommitted_unit_of_work_leaves_no_tenant_behind(
     single: Database, tenants: dict[str, Tenant]
 ) -> None:
     acme = tenants["acme"]
-    async with SqlCatalogUnitOfWork(single, acme.id) as uow:
+    async with SqlUnitOfWork(single, acme.id) as uow:
         pid = await _pid(uow.conn)
         assert len(await (await uow.conn.execute("SELECT id FROM products")).fetchall()) == 2
         # no commit: the unit of work rolls back

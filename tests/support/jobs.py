@@ -6,29 +6,23 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
 import psycopg
 from psycopg.rows import dict_row
 
-from impextech.jobs.api import (
-    Handler,
-    JobKind,
-    JobRuntime,
-    JsonObject,
-    ProcrastinateQueue,
-    SqlJobScheduler,
-    WorkerProcess,
-)
+from impextech.jobs.adapters.queue import ProcrastinateQueue
+from impextech.jobs.adapters.runtime import JobRuntime
+from impextech.jobs.api import Handler, JobKind, JobScheduling, JsonObject, WorkerProcess
 from impextech.kernel.db import Database
+from impextech.kernel.domain.clock import SystemClock
 
 
 def make_runtime(app_conninfo: str, handlers: Mapping[JobKind, Handler]) -> JobRuntime:
     database = Database.connect(app_conninfo, size=4)
     queue = ProcrastinateQueue(app_conninfo, handlers.keys(), pool_size=4)
-    return JobRuntime(database, queue, handlers)
+    return JobRuntime(database, queue, handlers, SystemClock())
 
 
 async def enqueue(
@@ -42,7 +36,7 @@ async def enqueue(
     database = Database.connect(app_conninfo, size=1)
     try:
         async with database.transaction(tenant_id) as conn:
-            scheduler = SqlJobScheduler(conn, tenant_id, runtime.queue, datetime.now(UTC))
+            scheduler = JobScheduling(runtime.queue, SystemClock()).in_transaction(conn, tenant_id)
             return await scheduler.enqueue(kind, payload or {}, **options)
     finally:
         await database.dispose()

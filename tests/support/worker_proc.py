@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from impextech.jobs.api import JobContext, JobKind, JobRuntime, JsonObject, WorkerProcess
+from impextech.jobs.adapters.runtime import JobRuntime
+from impextech.jobs.api import JobContext, JobKind, JsonObject, WorkerProcess
 from tests.support.jobs import make_runtime
 
 SLEEPY = JobKind("test.sleepy", max_attempts=3, timeout_seconds=120)

@@ -6,7 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from impextech.catalog.api import HttpErpGateway, make_erp_gateway
+from impextech.catalog.adapters.erp_http import HttpErpGateway
+from impextech.catalog.adapters.erp_job import make_erp_gateway
 from impextech.resilience.api import BreakerPolicy
 
 pytestmark = pytest.mark.anyio

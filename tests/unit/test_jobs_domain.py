@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from impextech.jobs.adapters.runtime import fetch_loops
+from impextech.jobs.adapters.worker import fetch_loops
 from impextech.jobs.api import Backoff, JobKind
 from impextech.jobs.domain.model import GiveUp, RetryAt, after_failure, describe_error
 

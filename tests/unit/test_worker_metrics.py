@@ -6,8 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from prometheus_client import CollectorRegistry, generate_latest
 
-from impextech.platform.jobs import BreakerGauges
-from impextech.resilience.api import BreakerPolicy, CircuitBreaker
+from impextech.resilience.api import BreakerGauges, BreakerPolicy, CircuitBreaker
 
 
 class Frozen:

@@ -1,51 +1,40 @@
-"""The jobs context's public facade: declare kinds, enqueue in a transaction, run workers."""
+"""The jobs context's public facade: what other contexts need to declare and queue jobs.
 
-from impextech.jobs.adapters.http import JobsWeb, job_location
-from impextech.jobs.adapters.http import router as jobs_router
-from impextech.jobs.adapters.metrics import JobCounters, QueueGauges
-from impextech.jobs.adapters.queue import ProcrastinateQueue, UnknownJobKind
-from impextech.jobs.adapters.runtime import JobRuntime, WorkerProcess
-from impextech.jobs.adapters.sql import SqlJobScheduler, SqlJobsUnitOfWork
+A context declares its job kinds (and, in a worker, their handlers) in the ``JobRegistry``
+(``require(JOB_REGISTRY)``), and queues jobs inside its own transaction through
+``JobScheduling`` (``require(JOB_SCHEDULING)``). The platform runs workers with
+``worker_process``.
+"""
+
+from impextech.jobs.adapters.http import job_location
+from impextech.jobs.adapters.registry import JOB_REGISTRY, NOOP, JobRegistry
+from impextech.jobs.adapters.scheduling import JOB_SCHEDULING, JobScheduling
+from impextech.jobs.adapters.worker import WorkerProcess, worker_process
 from impextech.jobs.domain.model import (
     Backoff,
-    Job,
     JobKind,
-    JobNotDead,
-    JobNotFound,
-    JobState,
     JsonObject,
     PermanentJobError,
     RetryLater,
 )
-from impextech.jobs.service.jobs import JobsService, discard_dead, retry_dead
 from impextech.jobs.service.ports import Handler, JobContext, JobRequest, JobScheduler
 
 __all__ = [
+    "JOB_REGISTRY",
+    "JOB_SCHEDULING",
+    "NOOP",
     "Backoff",
     "Handler",
-    "Job",
     "JobContext",
-    "JobCounters",
     "JobKind",
-    "JobNotDead",
-    "JobNotFound",
+    "JobRegistry",
     "JobRequest",
-    "JobRuntime",
     "JobScheduler",
-    "JobState",
-    "JobsService",
-    "JobsWeb",
+    "JobScheduling",
     "JsonObject",
     "PermanentJobError",
-    "ProcrastinateQueue",
-    "QueueGauges",
     "RetryLater",
-    "SqlJobScheduler",
-    "SqlJobsUnitOfWork",
-    "UnknownJobKind",
     "WorkerProcess",
-    "discard_dead",
     "job_location",
-    "jobs_router",
-    "retry_dead",
+    "worker_process",
 ]

@@ -1,5 +1,6 @@
 """The resilience context's public facade: breakers other contexts wrap their outside calls in."""
 
+from impextech.resilience.adapters.metrics import BreakerGauges
 from impextech.resilience.domain.breaker import (
     BreakerPolicy,
     BreakerSnapshot,
@@ -10,6 +11,7 @@ from impextech.resilience.domain.breaker import (
 )
 
 __all__ = [
+    "BreakerGauges",
     "BreakerPolicy",
     "BreakerSnapshot",
     "BreakerState",

@@ -8,14 +8,19 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
-from pydantic_core import to_json
 
-from impextech.identity.api import CurrentPrincipal
 from impextech.jobs.domain.model import Job, JobState
 from impextech.jobs.service.jobs import JobsService
+from impextech.kernel.callers import CurrentPrincipal
 from impextech.kernel.cursors import CursorCodec
-from impextech.kernel.domain.errors import Conflict, FieldIssue, InvalidInput
-from impextech.kernel.web import StrictJsonRoute, problem_responses
+from impextech.kernel.domain.errors import Conflict
+from impextech.kernel.pagination import (
+    after_cursor,
+    page_response,
+    position_to_json,
+    time_position_from_json,
+)
+from impextech.kernel.web import StrictJsonRoute, json_response, problem_responses
 
 
 class JobHasNoResult(Conflict):
@@ -110,10 +115,6 @@ def job_json(job: Job) -> dict[str, Any]:
     }
 
 
-def _json(document: object, status_code: int = 200) -> Response:
-    return Response(to_json(document), status_code=status_code, media_type="application/json")
-
-
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"], route_class=StrictJsonRoute)
 
 
@@ -134,21 +135,14 @@ async def list_jobs(
 ) -> Response:
     web = _web(request)
     shape = f"jobs:{filters.state.value if filters.state else '*'}"
-    after = None
-    if filters.cursor is not None:
-        raw = web.cursors.decode(filters.cursor, principal.tenant_id, shape)
-        try:
-            after = (datetime.fromisoformat(str(raw[0])), UUID(str(raw[1])))
-        except (ValueError, IndexError):
-            raise InvalidInput(
-                "the cursor is not valid here", [FieldIssue(("query", "cursor"), "invalid")]
-            ) from None
+    after = after_cursor(
+        web.cursors, filters.cursor, principal.tenant_id, shape, time_position_from_json
+    )
     page = await web.service.list(principal, filters.state, after, filters.limit)
-    next_cursor = None
-    if page.next_position is not None:
-        at, last = page.next_position
-        next_cursor = web.cursors.encode(principal.tenant_id, shape, [at.isoformat(), str(last)])
-    return _json({"items": [job_json(j) for j in page.items], "next_cursor": next_cursor})
+    items = [job_json(j) for j in page.items]
+    return page_response(
+        web.cursors, principal.tenant_id, shape, items, page.next_position, position_to_json
+    )
 
 
 @router.get(
@@ -159,15 +153,14 @@ async def list_jobs(
 )
 async def summary(request: Request, principal: CurrentPrincipal) -> Response:
     web = _web(request)
-    counts = await web.service.counts(principal)
-    oldest = None
-    if counts.oldest_queued_at is not None:
-        now = datetime.now(counts.oldest_queued_at.tzinfo)
-        oldest = round(max((now - counts.oldest_queued_at).total_seconds(), 0.0), 3)
-    return _json(
+    seen = await web.service.summary(principal)
+    waiting = seen.oldest_waiting
+    return json_response(
         {
-            "by_state": {state.value: n for state, n in counts.by_state.items()},
-            "oldest_waiting_seconds": oldest,
+            "by_state": {state.value: n for state, n in seen.by_state.items()},
+            "oldest_waiting_seconds": None
+            if waiting is None
+            else round(waiting.total_seconds(), 3),
         }
     )
 
@@ -179,7 +172,7 @@ async def summary(request: Request, principal: CurrentPrincipal) -> Response:
     summary="Follow a job you started (admins: any job of this marketplace)",
 )
 async def get_job(job_id: UUID, request: Request, principal: CurrentPrincipal) -> Response:
-    return _json(job_json(await _web(request).service.get(principal, job_id)))
+    return json_response(job_json(await _web(request).service.get(principal, job_id)))
 
 
 @router.get(
@@ -191,7 +184,7 @@ async def get_result(job_id: UUID, request: Request, principal: CurrentPrincipal
     job = await _web(request).service.get(principal, job_id)
     if job.state is not JobState.SUCCEEDED:
         raise JobHasNoResult(f"job {job_id} is {job.state.value}")
-    return _json(job.result or {})
+    return json_response(job.result or {})
 
 
 @router.post(
@@ -201,7 +194,7 @@ async def get_result(job_id: UUID, request: Request, principal: CurrentPrincipal
     summary="Run a dead job again with a fresh set of attempts (admins)",
 )
 async def retry_job(job_id: UUID, request: Request, principal: CurrentPrincipal) -> Response:
-    return _json(job_json(await _web(request).service.retry(principal, job_id)))
+    return json_response(job_json(await _web(request).service.retry(principal, job_id)))
 
 
 @router.post(
@@ -211,4 +204,4 @@ async def retry_job(job_id: UUID, request: Request, principal: CurrentPrincipal)
     summary="Give up on a dead job: it leaves the dead letters (admins)",
 )
 async def discard_job(job_id: UUID, request: Request, principal: CurrentPrincipal) -> Response:
-    return _json(job_json(await _web(request).service.discard(principal, job_id)))
+    return json_response(job_json(await _web(request).service.discard(principal, job_id)))

@@ -8,9 +8,9 @@ process); runs, failures, retries and postponements are counted by the process t
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import Counter
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -33,44 +33,49 @@ SELECT j.queue_name,
 
 
 class JobCounters:
-    """Per-process counters, incremented by the runtime as jobs end."""
+    """Per-process counters, incremented by the runtime as jobs end.
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    They belong to no registry: whoever serves this process's metrics registers ``collectors``.
+    """
+
+    def __init__(self) -> None:
         labels = ["queue", "kind"]
-        self.runs = Counter("impextech_job_runs", "Job attempts started", labels, registry=registry)
+        self.runs = Counter("impextech_job_runs", "Job attempts started", labels, registry=None)
         self.succeeded = Counter(
-            "impextech_job_successes", "Job attempts that succeeded", labels, registry=registry
+            "impextech_job_successes", "Job attempts that succeeded", labels, registry=None
         )
         self.failures = Counter(
-            "impextech_job_failures", "Job attempts that failed", labels, registry=registry
+            "impextech_job_failures", "Job attempts that failed", labels, registry=None
         )
         self.retries = Counter(
             "impextech_job_retries", "Failed attempts scheduled to run again", labels,
-            registry=registry,
+            registry=None,
         )  # fmt: skip
         self.postponed = Counter(
             "impextech_job_postponements",
             "Attempts put off without spending one (a partner's breaker was open)",
             labels,
-            registry=registry,
+            registry=None,
         )
         self.dead = Counter(
-            "impextech_job_deaths", "Jobs moved to the dead letters", labels, registry=registry
+            "impextech_job_deaths", "Jobs moved to the dead letters", labels, registry=None
         )
+
+    @property
+    def collectors(self) -> tuple[Counter, ...]:
+        return (self.runs, self.succeeded, self.failures, self.retries, self.postponed, self.dead)
 
 
 class QueueGauges(Collector):
     """Queue-wide gauges, refreshed from the database before each scrape."""
 
-    def __init__(
-        self, database: Database, registry: CollectorRegistry, queues: Iterable[str] = ()
-    ) -> None:
+    def __init__(self, database: Database, queues: Callable[[], Iterable[str]]) -> None:
         self._db = database
-        # Known queues report 0 rather than vanishing, so dashboards and alerts see them.
-        self._queues = sorted(set(queues))
+        # Known queues report 0 rather than vanishing, so dashboards and alerts see them; read
+        # at scrape time, since every context declares its job kinds as it is installed.
+        self._queues = queues
         self._states: list[tuple[str, str, int]] = []
         self._oldest: list[tuple[str, float]] = []
-        registry.register(self)
 
     async def refresh(self) -> None:
         async with self._db.transaction(None) as conn:
@@ -93,7 +98,7 @@ class QueueGauges(Collector):
             ),
         }  # fmt: skip
         counts = {(queue, state): count for queue, state, count in self._states}
-        names = sorted({*self._queues, *(queue for queue, _ in counts)})
+        names = sorted({*self._queues(), *(queue for queue, _ in counts)})
         for state, family in families.items():
             for queue in names:
                 family.add_metric([queue], counts.get((queue, state), 0))

@@ -8,7 +8,7 @@ that asked for it commits (DESIGN §3: jobs are deferred atomically with their s
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from uuid import UUID
 
 from procrastinate import App, PsycopgConnector
@@ -27,16 +27,21 @@ class UnknownJobKind(LookupError):
 class ProcrastinateQueue:
     """The library's app and connector, and every job kind this process knows."""
 
-    def __init__(self, conninfo: str, kinds: Iterable[JobKind], *, pool_size: int = 10) -> None:
+    def __init__(
+        self, conninfo: str, kinds: Iterable[JobKind] = (), *, pool_size: int = 10
+    ) -> None:
         # The pool opens only in processes that run workers or talk to the queue directly;
         # deferring from a request uses the request's own connection.
         self.connector = PsycopgConnector(conninfo=conninfo, min_size=1, max_size=pool_size)
         self.app = App(connector=self.connector)
         self.kinds: dict[str, JobKind] = {}
         for kind in kinds:
-            if kind.name in self.kinds:
-                raise ValueError(f"job kind {kind.name!r} declared twice")
-            self.kinds[kind.name] = kind
+            self.declare(kind)
+
+    def declare(self, kind: JobKind) -> None:
+        if kind.name in self.kinds:
+            raise ValueError(f"job kind {kind.name!r} declared twice")
+        self.kinds[kind.name] = kind
 
     def require_known(self, kind: JobKind) -> None:
         if self.kinds.get(kind.name) != kind:
@@ -75,14 +80,15 @@ class ProcrastinateQueue:
         assert all(i is not None for i in ids)
         return [i for i in ids if i is not None]
 
-    async def wake(self, conn: Connection, queue_job_id: int) -> None:
-        """A failed (dead) queue job goes back to its queue in the caller's transaction."""
+    async def wake(self, conn: Connection, queue_job_id: int, at: datetime) -> None:
+        """A failed (dead) queue job goes back to its queue, due ``at``, in the caller's
+        transaction."""
         try:
             await self.connector.execute_query_all_async_with_connection(
                 conn,
                 query=queries["retry_job"],
                 job_id=queue_job_id,
-                retry_at=datetime.now(UTC),
+                retry_at=at,
                 new_priority=None,
                 new_queue_name=None,
                 new_lock=None,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, LiteralString
@@ -11,8 +10,8 @@ from uuid import UUID
 from psycopg.types.json import Jsonb
 
 from impextech.jobs.adapters.queue import ProcrastinateQueue
-from impextech.jobs.domain.model import Job, JobKind, JobState, JsonObject
-from impextech.jobs.service.ports import JobCounts, JobPage, JobRequest, Started
+from impextech.jobs.domain.model import Job, JobState, JsonObject
+from impextech.jobs.service.ports import JobCounts, JobPage, Started
 from impextech.kernel.db import Connection, Database, SqlUnitOfWork
 
 COLUMNS = (
@@ -22,6 +21,11 @@ COLUMNS = (
 )
 # Finished jobs never run again; everything else may be (re)started by a worker.
 _STARTABLE = "state IN ('queued', 'running', 'failed')"
+
+
+def _and(clauses: Sequence[str]) -> str:
+    """Optional filters after the tenant predicate, which every statement spells out itself."""
+    return "".join(f" AND {clause}" for clause in clauses)
 
 
 def job_from_row(row: Any) -> Job:
@@ -54,13 +58,16 @@ class SqlJobStore:
         self._tenant = tenant_id
 
     async def get(self, job_id: UUID) -> Job | None:
-        cur = await self._conn.execute(f"SELECT {COLUMNS} FROM jobs WHERE id = %s", (job_id,))
+        cur = await self._conn.execute(
+            f"SELECT {COLUMNS} FROM jobs WHERE tenant_id = %s AND id = %s", (self._tenant, job_id)
+        )
         row = await cur.fetchone()
         return job_from_row(row) if row else None
 
     async def get_for_update(self, job_id: UUID) -> Job | None:
         cur = await self._conn.execute(
-            f"SELECT {COLUMNS} FROM jobs WHERE id = %s FOR UPDATE", (job_id,)
+            f"SELECT {COLUMNS} FROM jobs WHERE tenant_id = %s AND id = %s FOR UPDATE",
+            (self._tenant, job_id),
         )
         row = await cur.fetchone()
         return job_from_row(row) if row else None
@@ -68,7 +75,7 @@ class SqlJobStore:
     async def list(
         self, state: JobState | None, after: tuple[datetime, UUID] | None, limit: int
     ) -> JobPage:
-        clauses = ["tenant_id = %(t)s"]
+        clauses: list[str] = []
         params: dict[str, Any] = {"t": self._tenant, "limit": limit + 1}
         if state is not None:
             clauses.append("state = %(state)s")
@@ -77,7 +84,7 @@ class SqlJobStore:
             clauses.append("(created_at, id) < (%(k)s, %(kid)s)")
             params["k"], params["kid"] = after
         cur = await self._conn.execute(
-            f"SELECT {COLUMNS} FROM jobs WHERE {' AND '.join(clauses)}"
+            f"SELECT {COLUMNS} FROM jobs WHERE tenant_id = %(t)s{_and(clauses)}"
             " ORDER BY created_at DESC, id DESC LIMIT %(limit)s",
             params,
         )
@@ -106,16 +113,17 @@ class SqlJobStore:
         cur = await self._conn.execute(
             "UPDATE jobs SET state = 'queued', attempts = 0, last_error = NULL,"
             " next_attempt_at = NULL, finished_at = NULL, updated_at = %s"
-            " WHERE id = %s AND state = 'dead' RETURNING queue_job_id",
-            (now, job_id),
+            " WHERE tenant_id = %s AND id = %s AND state = 'dead' RETURNING queue_job_id",
+            (now, self._tenant, job_id),
         )
         row = await cur.fetchone()
         return row.queue_job_id if row else None
 
     async def discard(self, job_id: UUID, now: datetime) -> None:
         await self._conn.execute(
-            "UPDATE jobs SET state = 'discarded', updated_at = %s WHERE id = %s AND state = 'dead'",
-            (now, job_id),
+            "UPDATE jobs SET state = 'discarded', updated_at = %s"
+            " WHERE tenant_id = %s AND id = %s AND state = 'dead'",
+            (now, self._tenant, job_id),
         )
 
 
@@ -138,37 +146,37 @@ class SqlJobLedger:
         row = await self._mark(
             "UPDATE jobs SET state = 'running', attempts = attempts + 1, updated_at = %s,"
             " started_at = coalesce(started_at, %s), next_attempt_at = NULL"
-            f" WHERE id = %s AND {_STARTABLE} RETURNING kind, attempts, payload",
-            (now, now, job_id),
+            f" WHERE tenant_id = %s AND id = %s AND {_STARTABLE} RETURNING kind, attempts, payload",
+            (now, now, self._tenant, job_id),
         )
         return Started(row.kind, row.attempts, row.payload) if row else None
 
     async def progress(self, job_id: UUID, done: int, total: int | None, now: datetime) -> None:
         await self._mark(
             "UPDATE jobs SET progress_done = %s, progress_total = coalesce(%s, progress_total),"
-            " updated_at = %s WHERE id = %s AND state = 'running'",
-            (done, total, now, job_id),
+            " updated_at = %s WHERE tenant_id = %s AND id = %s AND state = 'running'",
+            (done, total, now, self._tenant, job_id),
         )
 
     async def succeed(self, job_id: UUID, result: JsonObject | None, now: datetime) -> None:
         await self._mark(
             "UPDATE jobs SET state = 'succeeded', result = %s, last_error = NULL,"
-            f" finished_at = %s, updated_at = %s WHERE id = %s AND {_STARTABLE}",
-            (Jsonb(result) if result is not None else None, now, now, job_id),
+            f" finished_at = %s, updated_at = %s WHERE tenant_id = %s AND id = %s AND {_STARTABLE}",
+            (Jsonb(result) if result is not None else None, now, now, self._tenant, job_id),
         )
 
     async def fail(self, job_id: UUID, error: str, retry_at: datetime, now: datetime) -> None:
         await self._mark(
             "UPDATE jobs SET state = 'failed', last_error = %s, next_attempt_at = %s,"
-            f" updated_at = %s WHERE id = %s AND {_STARTABLE}",
-            (error, retry_at, now, job_id),
+            f" updated_at = %s WHERE tenant_id = %s AND id = %s AND {_STARTABLE}",
+            (error, retry_at, now, self._tenant, job_id),
         )
 
     async def bury(self, job_id: UUID, error: str, now: datetime) -> None:
         await self._mark(
             "UPDATE jobs SET state = 'dead', last_error = %s, next_attempt_at = NULL,"
-            f" finished_at = %s, updated_at = %s WHERE id = %s AND {_STARTABLE}",
-            (error, now, now, job_id),
+            f" finished_at = %s, updated_at = %s WHERE tenant_id = %s AND id = %s AND {_STARTABLE}",
+            (error, now, now, self._tenant, job_id),
         )
 
     async def release(
@@ -179,101 +187,9 @@ class SqlJobLedger:
             "UPDATE jobs SET state = 'queued', next_attempt_at = %s,"
             " last_error = coalesce(%s, last_error),"
             " attempts = CASE WHEN %s THEN greatest(attempts - 1, 0) ELSE attempts END,"
-            f" updated_at = %s WHERE id = %s AND {_STARTABLE}",
-            (at, note, refund, now, job_id),
+            f" updated_at = %s WHERE tenant_id = %s AND id = %s AND {_STARTABLE}",
+            (at, note, refund, now, self._tenant, job_id),
         )
-
-
-class SqlJobScheduler:
-    """Enqueues in the caller's transaction: the job row and its queue entry commit together.
-
-    A pending job with the same kind and ``dedup_key`` is joined instead of duplicated; the row
-    lock taken by the upsert makes a worker that is about to start that job wait for this
-    transaction, so the job reads the state this transaction commits.
-    """
-
-    def __init__(
-        self, conn: Connection, tenant_id: UUID, queue: ProcrastinateQueue, now: datetime
-    ) -> None:
-        self._conn = conn
-        self._tenant = tenant_id
-        self._queue = queue
-        self._now = now
-
-    async def enqueue(
-        self,
-        kind: JobKind,
-        payload: JsonObject,
-        *,
-        created_by: UUID | None = None,
-        dedup_key: str | None = None,
-        lock_key: str | None = None,
-    ) -> UUID:
-        request = JobRequest(payload, dedup_key=dedup_key, lock_key=lock_key)
-        [job_id] = await self.enqueue_many(kind, [request], created_by=created_by)
-        return job_id
-
-    async def enqueue_many(
-        self, kind: JobKind, requests: Sequence[JobRequest], *, created_by: UUID | None = None
-    ) -> list[UUID]:
-        self._queue.require_known(kind)
-        # Twins inside the batch join the first, as they would one by one (and one statement
-        # may not upsert the same row twice).
-        first_of: dict[str, int] = {}
-        unique: list[JobRequest] = []
-        position: list[int] = []
-        for request in requests:
-            if request.dedup_key is not None and request.dedup_key in first_of:
-                position.append(first_of[request.dedup_key])
-                continue
-            if request.dedup_key is not None:
-                first_of[request.dedup_key] = len(unique)
-            position.append(len(unique))
-            unique.append(request)
-        if not unique:
-            return []
-        fresh = [uuid.uuid4() for _ in unique]
-        cur = await self._conn.execute(
-            "INSERT INTO jobs (tenant_id, id, kind, queue, state, max_attempts, payload,"
-            " dedup_key, lock_key, created_by, created_at, updated_at)"
-            " SELECT %(t)s, r.id, %(kind)s, %(queue)s, 'queued', %(max)s, r.payload, r.dedup,"
-            " r.lock, %(by)s, %(now)s, %(now)s"
-            " FROM unnest(%(ids)s::uuid[], %(payloads)s::jsonb[], %(dedups)s::text[],"
-            " %(locks)s::text[]) WITH ORDINALITY AS r(id, payload, dedup, lock, n)"
-            " ORDER BY r.dedup, r.n"  # one lock order for every batch: no deadlocks
-            " ON CONFLICT (tenant_id, kind, dedup_key)"
-            " WHERE state = 'queued' AND dedup_key IS NOT NULL"
-            " DO UPDATE SET updated_at = excluded.updated_at"
-            " RETURNING id, dedup_key",
-            {
-                "t": self._tenant,
-                "kind": kind.name,
-                "queue": kind.queue,
-                "max": kind.max_attempts,
-                "by": created_by,
-                "now": self._now,
-                "ids": fresh,
-                "payloads": [Jsonb(dict(r.payload)) for r in unique],
-                "dedups": [r.dedup_key for r in unique],
-                "locks": [r.lock_key for r in unique],
-            },
-        )
-        rows = await cur.fetchall()
-        inserted = {row.id for row in rows}
-        joined = {row.dedup_key: row.id for row in rows if row.dedup_key is not None}
-        ids = [
-            fresh[i] if fresh[i] in inserted else UUID(str(joined[unique[i].dedup_key]))
-            for i in range(len(unique))
-        ]
-        new = [(fresh[i], unique[i].lock_key) for i in range(len(unique)) if fresh[i] in inserted]
-        if new:
-            queue_ids = await self._queue.defer_many(self._conn, kind, self._tenant, new)
-            await self._conn.execute(
-                "UPDATE jobs SET queue_job_id = q.queue_id"
-                " FROM unnest(%s::uuid[], %s::bigint[]) AS q(id, queue_id) WHERE jobs.id = q.id",
-                ([job_id for job_id, _ in new], queue_ids),
-            )
-        return [ids[p] for p in position]
 
 
 class ProcrastinateQueueControl:
@@ -281,8 +197,8 @@ class ProcrastinateQueueControl:
         self._conn = conn
         self._queue = queue
 
-    async def wake_dead(self, queue_job_id: int) -> None:
-        await self._queue.wake(self._conn, queue_job_id)
+    async def wake_dead(self, queue_job_id: int, at: datetime) -> None:
+        await self._queue.wake(self._conn, queue_job_id, at)
 
 
 class SqlJobsUnitOfWork(SqlUnitOfWork):

@@ -155,7 +155,6 @@ class PermanentJobError(Exception):
 
 class MissingTenant(ImpextechError):
     code = "job-without-tenant"
-    status = 500
     title = "A job carried no tenant and was refused"
 
 

@@ -54,8 +54,8 @@ class JobStore(Protocol):
 class QueueControl(Protocol):
     """The job library's side of an operator's decision, in the same transaction."""
 
-    async def wake_dead(self, queue_job_id: int) -> None:
-        """Put a failed queue job back in its queue, due now."""
+    async def wake_dead(self, queue_job_id: int, at: datetime) -> None:
+        """Put a failed queue job back in its queue, due at ``at``."""
         ...
 
 

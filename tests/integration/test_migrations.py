@@ -11,7 +11,14 @@ import pytest
 from impextech.platform import database
 from tests.support.pg import APP_ROLE, OWNER_ROLE, scratch_database, superuser_of
 
-TENANT_OWNED = {"users", "auth_sessions", "refresh_tokens", "products", "jobs"}
+TENANT_OWNED = {
+    "users",
+    "auth_sessions",
+    "refresh_tokens",
+    "products",
+    "jobs",
+    "password_reset_tokens",
+}
 QUEUE_MACHINERY = {
     "procrastinate_jobs",
     "procrastinate_workers",
@@ -136,12 +143,13 @@ def _assert_at_head(infos: database.Conninfos) -> None:
         }
         assert privileges == {
             "alembic_version": (True, False, False, False, False),
-            "auth_sessions": (True, True, True, False, False),
+            "auth_sessions": (True, True, True, True, False),
             "jobs": (True, True, True, False, False),
+            "password_reset_tokens": (True, True, True, False, False),
             **dict.fromkeys(QUEUE_MACHINERY, (True, True, True, True, False)),
             "products": (True, True, True, False, False),
             "rate_limit_counters": (True, True, True, True, False),
-            "refresh_tokens": (True, True, True, False, False),
+            "refresh_tokens": (True, True, True, True, False),
             "tenants": (True, False, False, False, False),
             "users": (True, True, True, False, False),
         }

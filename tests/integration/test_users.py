@@ -6,7 +6,16 @@ import uuid
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
+from impextech.identity.adapters.argon2_hasher import Argon2PasswordHasher
+from impextech.identity.adapters.sql import SqlIdentityUnitOfWork, SqlTenantStore
+from impextech.identity.domain.model import User, UserStatus
+from impextech.identity.service.accounts import AccountAdmin
+from impextech.kernel.db import Database
+from impextech.kernel.domain.clock import SystemClock
+from impextech.kernel.domain.errors import ImpextechError
+from impextech.kernel.domain.principal import Role
 from impextech.platform.database import Conninfos
 from tests.support.pg import snapshot
 from tests.support.world import Tenant
@@ -210,3 +219,64 @@ async def test_deactivation_revokes_sessions_and_blocks_login(
     assert relogin.status_code == 401
     filtered = await client.get("/api/v1/users?status=deactivated", headers=acme["admin"].auth)
     assert [u["id"] for u in filtered.json()["items"]] == [str(seller.id)]
+
+
+async def _create_admin(app: FastAPI, slug: str, email: str, password: str) -> User | str:
+    database: Database = app.state.database
+    accounts = AccountAdmin(
+        lambda tenant_id: SqlIdentityUnitOfWork(database, tenant_id),
+        SqlTenantStore(database),
+        Argon2PasswordHasher(1),
+        SystemClock(),
+    )
+    try:
+        return await accounts.create_admin(slug, email, password, "  Second Admin ")
+    except ImpextechError as exc:
+        return exc.code
+
+
+async def test_create_admin_checks_like_registration_and_the_admin_can_sign_in(
+    app: FastAPI, client: httpx.AsyncClient, world: dict[str, Tenant], clean_db: Conninfos
+) -> None:
+    before = snapshot(clean_db.owner)
+    refused = {
+        "taken, other case": ("acme", "ADMIN@acme.example", "plum orbit cactus 41"),
+        "bad email": ("acme", "not-an-email", "plum orbit cactus 41"),
+        "weak password": ("acme", "boss@acme.example", "short"),
+        "password from the email": ("acme", "plumorbit@acme.example", "plumorbit cactus 41"),
+        "unknown marketplace": ("nowhere", "boss@acme.example", "plum orbit cactus 41"),
+    }
+    codes = {k: await _create_admin(app, *args) for k, args in refused.items()}
+    assert codes == {
+        "taken, other case": "email-taken",
+        "bad email": "validation-failed",
+        "weak password": "weak-password",
+        "password from the email": "weak-password",
+        "unknown marketplace": "unknown-tenant",
+    }
+    assert snapshot(clean_db.owner) == before
+
+    created = await _create_admin(app, "acme", "Boss@Acme.Example", "plum orbit cactus 41")
+    assert isinstance(created, User)
+    assert (created.email, created.display_name, created.role, created.status) == (
+        "Boss@acme.example",
+        "Second Admin",
+        Role.ADMIN,
+        UserStatus.ACTIVE,
+    )
+    signed_in = await client.post(
+        "/api/v1/auth/login",
+        json={"email": "boss@acme.example", "password": "plum orbit cactus 41"},
+        headers={"X-Tenant": "acme"},
+    )
+    assert signed_in.status_code == 200
+    token = {"Authorization": f"Bearer {signed_in.json()['access_token']}"}
+    listed = await client.get("/api/v1/users?role=admin", headers=token)
+    assert sorted(u["email"] for u in listed.json()["items"]) == [
+        "Boss@acme.example",
+        "admin@acme.example",
+    ]
+    # an address is taken per marketplace only
+    other = await _create_admin(app, "globex", "boss@acme.example", "plum orbit cactus 41")
+    assert isinstance(other, User)
+    assert other.tenant_id == world["globex"].id

@@ -4,6 +4,8 @@ tools the attack suite judges with: who calls, what counts as A's data, and A's 
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,7 +14,7 @@ import httpx
 import psycopg
 from psycopg import sql
 
-from impextech.platform.tenancy import GLOBAL_TABLES
+from impextech.platform.tenancy import global_tables
 from tests.support.world import PASSWORD, Account, Tenant, make_product
 
 VICTIM, ATTACKER = "acme", "globex"
@@ -110,6 +112,26 @@ def insert_jobs(owner: str, tenant: Tenant) -> list[str]:
     return ids
 
 
+def insert_reset_token(owner: str, tenant: Tenant) -> str:
+    """A live password reset token for the tenant's shopper; the raw token (only its hash is
+    stored)."""
+    token = f"{tenant.id.hex}.{secrets.token_urlsafe(32)}"
+    with psycopg.connect(owner) as conn:
+        conn.execute("SELECT set_config('app.tenant_id', %s, true)", (str(tenant.id),))
+        conn.execute(
+            "INSERT INTO password_reset_tokens"
+            " (tenant_id, id, user_id, token_hash, created_at, expires_at)"
+            " VALUES (%s, %s, %s, %s, now(), now() + interval '30 minutes')",
+            (
+                tenant.id,
+                uuid.uuid4(),
+                tenant["shopper"].id,
+                hashlib.sha256(token.encode()).digest(),
+            ),
+        )
+    return token
+
+
 async def seed(client: httpx.AsyncClient, world: dict[str, Tenant], owner: str) -> Seeded:
     victim, attacker = world[VICTIM], world[ATTACKER]
     name_word = unique("acmesecret")
@@ -150,6 +172,8 @@ async def seed(client: httpx.AsyncClient, world: dict[str, Tenant], owner: str) 
     for tenant in (victim, attacker):
         jobs = insert_jobs(owner, tenant)
         seeded.extra[f"jobs:{tenant.slug}"] = jobs
+        seeded.extra[f"reset_token:{tenant.slug}"] = insert_reset_token(owner, tenant)
+    seeded.markers.add(seeded.extra[f"reset_token:{VICTIM}"])
     victim_jobs: list[str] = seeded.extra[f"jobs:{VICTIM}"]
     # Dead (retry and discard would act on it), then one queued through the API by an import.
     imported = await client.post(
@@ -196,7 +220,7 @@ def scoped_tables(conn: psycopg.Connection[Any]) -> list[str]:
         " WHERE c.table_schema = 'public' AND c.column_name = 'tenant_id'"
         " AND t.table_type = 'BASE TABLE' ORDER BY 1"
     ).fetchall()
-    return [str(r[0]) for r in rows if str(r[0]) not in GLOBAL_TABLES]
+    return [str(r[0]) for r in rows if str(r[0]) not in global_tables()]
 
 
 def tenant_rows(owner: str, tenant_id: uuid.UUID) -> dict[str, list[str]]:

@@ -29,6 +29,7 @@ import httpx
 from tests.isolation.battlefield import (
     ANONYMOUS,
     ATTACKER,
+    VICTIM,
     Caller,
     Seeded,
     import_csv,
@@ -149,6 +150,21 @@ TEACHINGS: dict[str, Teaching] = {
         variants=lambda s: [Variant(expect=statuses(signed_in={200}, anonymous={401}))],
         after=_adopt_new_password,
     ),
+    "POST /api/v1/auth/password-reset": Teaching(
+        token=False,
+        # A's address asked for in B's marketplace: B's usual answer, and nothing of A's moves.
+        body=lambda s, c: {"email": s.victim["shopper"].email},
+        variants=lambda s: [Variant(expect=statuses(signed_in={202}, anonymous={202}))],
+    ),
+    "POST /api/v1/auth/password-reset/confirm": Teaching(
+        token=False,
+        # A's live reset token presented in B: refused, and (the snapshot shows) not used up.
+        body=lambda s, c: {
+            "token": s.extra[f"reset_token:{VICTIM}"],
+            "new_password": "an intruder's long passphrase",
+        },
+        variants=lambda s: [Variant(expect=statuses(signed_in={401}, anonymous={401}))],
+    ),
     # --- users -------------------------------------------------------------------------------
     "GET /api/v1/users/me": Teaching(
         token=True,
@@ -260,8 +276,8 @@ TEACHINGS: dict[str, Teaching] = {
     "GET /readyz": Teaching(
         token=False, variants=lambda s: [Variant(expect=statuses(signed_in={200}, anonymous={200}))]
     ),
-    # Route templates only, never raw paths: A's ids must not show up here either.
+    # Not public: only the operator's metrics token opens it (no caller here holds it).
     "GET /metrics": Teaching(
-        token=False, variants=lambda s: [Variant(expect=statuses(signed_in={200}, anonymous={200}))]
+        token=False, variants=lambda s: [Variant(expect=statuses(signed_in={404}, anonymous={404}))]
     ),
 }

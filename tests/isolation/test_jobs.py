@@ -1,6 +1,8 @@
 """Jobs as a leak channel: queue payloads, job status and results, with a real worker.
 
-Both tenants import files naming the same SKUs at once; each import touches only its own
+Both tenants import files naming the same SKUs at once (each job waits for the other to be
+running too, and neither finishes before both are done, whichever order the queue hands them out
+in); each import touches only its own
 tenant's products, each result names only its own tenant's rows, the other tenant's job is a
 404, and the job library's global queue rows carry nothing but a tenant id and a job id (the
 reason its tables are on the allowlist).
@@ -8,7 +10,9 @@ reason its tables are on the allowlist).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
@@ -16,8 +20,12 @@ import httpx
 import psycopg
 import pytest
 
-from impextech.catalog.api import ERP_PUSH, PRODUCT_IMPORT, import_handler, product_imports
-from impextech.jobs.api import JobContext, JobRuntime, JsonObject, ProcrastinateQueue
+from impextech.catalog.adapters.erp_outbox import ERP_PUSH
+from impextech.catalog.adapters.imports_job import PRODUCT_IMPORT, import_handler, product_imports
+from impextech.identity.adapters.directory import user_directory
+from impextech.jobs.adapters.queue import ProcrastinateQueue
+from impextech.jobs.adapters.runtime import JobRuntime
+from impextech.jobs.api import JobContext, JobScheduling, JsonObject
 from impextech.kernel.db import Database
 from impextech.kernel.domain.clock import SystemClock
 from impextech.platform import database
@@ -28,16 +36,51 @@ from tests.support.world import Tenant, make_product
 pytestmark = pytest.mark.anyio
 
 
+@dataclass
+class Overlap:
+    """The import jobs that ran while the other one ran too, in the order they got going."""
+
+    started: list[UUID] = field(default_factory=list)
+    finished: list[UUID] = field(default_factory=list)
+
+
+@dataclass
+class InStep:
+    runtime: JobRuntime
+    overlap: Overlap
+
+
 @pytest.fixture
-async def runtime(clean_db: database.Conninfos) -> AsyncIterator[JobRuntime]:
+async def runtime(clean_db: database.Conninfos) -> AsyncIterator[InStep]:
     db = Database.connect(clean_db.app, size=4)
     queue = ProcrastinateQueue(clean_db.app, [PRODUCT_IMPORT, ERP_PUSH], pool_size=4)
 
     async def not_here(ctx: JobContext) -> JsonObject | None:
         raise AssertionError("ERP pushes run on another queue")
 
-    handler = import_handler(product_imports(db, queue, SystemClock()))
-    yield JobRuntime(db, queue, {PRODUCT_IMPORT: handler, ERP_PUSH: not_here})
+    handler = import_handler(
+        product_imports(
+            db, JobScheduling(queue, SystemClock()), SystemClock(), accounts=user_directory(db)
+        )
+    )
+    # The queue promises no order and no overlap: two slots may take the jobs one after the
+    # other. Each import waits until the other one runs too, and returns only once both are
+    # done, so their work always overlaps; a job left alone fails the test within 60 s.
+    both_running, both_done = asyncio.Barrier(2), asyncio.Barrier(2)
+    overlap = Overlap()
+
+    async def in_step(ctx: JobContext) -> JsonObject | None:
+        async with asyncio.timeout(60):
+            await both_running.wait()
+        overlap.started.append(ctx.job_id)
+        result = await handler(ctx)
+        async with asyncio.timeout(60):
+            await both_done.wait()
+        overlap.finished.append(ctx.job_id)
+        return result
+
+    runtime = JobRuntime(db, queue, {PRODUCT_IMPORT: in_step, ERP_PUSH: not_here}, SystemClock())
+    yield InStep(runtime, overlap)
     await db.dispose()
 
 
@@ -52,7 +95,7 @@ async def test_concurrent_imports_of_the_same_skus_stay_in_their_tenants(
     client: httpx.AsyncClient,
     world: dict[str, Tenant],
     clean_db: database.Conninfos,
-    runtime: JobRuntime,
+    runtime: InStep,
 ) -> None:
     victim, attacker = world[VICTIM], world[ATTACKER]
     existing = await make_product(client, victim["seller"], unique("ACME-").upper())
@@ -73,10 +116,12 @@ async def test_concurrent_imports_of_the_same_skus_stay_in_their_tenants(
         jobs[slug] = UUID(response.json()["job_id"])
     victim_before = _products(clean_db.owner, victim)
 
-    async with running_worker(runtime, (("bulk", 2),)):
+    async with running_worker(runtime.runtime, (("bulk", 2),)):
         for slug, job_id in jobs.items():
-            row = await wait_for(clean_db.owner, world[slug].id, job_id, {"succeeded", "dead"}, 60)
+            row = await wait_for(clean_db.owner, world[slug].id, job_id, {"succeeded", "dead"}, 90)
             assert row["state"] == "succeeded", row["last_error"]
+    assert sorted(runtime.overlap.started) == sorted(jobs.values())
+    assert sorted(runtime.overlap.finished) == sorted(jobs.values())
 
     after = {slug: _products(clean_db.owner, world[slug]) for slug in (VICTIM, ATTACKER)}
     assert after[VICTIM][str(existing["sku"])] == victim_before[str(existing["sku"])]

@@ -22,7 +22,14 @@ async def test_failed_sign_ins_in_b_do_not_lock_a_out(
     acme = make_tenant(clean_db.owner, "acme")
     make_tenant(clean_db.owner, "globex")
     victim = acme["seller"]
-    app = create_app(make_settings(tmp_path, IMPEXTECH_AUTH_RATE_LIMIT="3/900"), clean_db.app)
+    app = create_app(
+        make_settings(
+            tmp_path,
+            IMPEXTECH_SIGN_IN_FAILURES_PER_ACCOUNT="3/900",
+            IMPEXTECH_SIGN_IN_FAILURES_PER_ADDRESS="3/900",
+        ),
+        clean_db.app,
+    )
 
     def client(address: str) -> httpx.AsyncClient:
         transport = httpx.ASGITransport(app=app, client=(address, 4000))

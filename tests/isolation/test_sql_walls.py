@@ -15,7 +15,14 @@ import pytest
 from psycopg import sql
 
 from impextech.platform import database
-from tests.isolation.battlefield import ATTACKER, VICTIM, insert_jobs, scoped_tables, tenant_rows
+from tests.isolation.battlefield import (
+    ATTACKER,
+    VICTIM,
+    insert_jobs,
+    insert_reset_token,
+    scoped_tables,
+    tenant_rows,
+)
 from tests.support.world import Tenant, make_product
 
 pytestmark = pytest.mark.anyio
@@ -31,6 +38,7 @@ async def both(
     for tenant in world.values():
         await make_product(client, tenant["seller"], f"{tenant.slug.upper()}-SQL-1")
         insert_jobs(clean_db.owner, tenant)
+        insert_reset_token(clean_db.owner, tenant)
     return world
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,7 +17,15 @@ from impextech.platform import database
 
 APP_ROLE = "impextech_app"
 OWNER_ROLE = "impextech_test_owner"
-TENANT_TABLES = ("jobs", "refresh_tokens", "auth_sessions", "products", "users", "tenants")
+TENANT_TABLES = (
+    "password_reset_tokens",
+    "jobs",
+    "refresh_tokens",
+    "auth_sessions",
+    "products",
+    "users",
+    "tenants",
+)
 QUEUE_TABLES = (
     "procrastinate_events",
     "procrastinate_periodic_defers",
@@ -70,10 +79,48 @@ def scratch_database(superuser: str, prefix: str) -> Iterator[database.Conninfos
 
 @contextmanager
 def test_database(workdir: Path) -> Iterator[database.Conninfos]:
-    """The session's database: on TEST_DATABASE_URL's server, or the embedded cluster."""
-    superuser = os.environ.get("TEST_DATABASE_URL") or database.start_embedded(workdir)
-    with scratch_database(superuser, "impextech_test") as infos:
-        yield infos
+    """The session's database: on TEST_DATABASE_URL's server, or the embedded cluster.
+
+    The embedded cluster is stopped when the block ends, before anyone deletes its directory:
+    a postmaster whose directory is gone runs on with no one left to stop it.
+    """
+    configured = os.environ.get("TEST_DATABASE_URL")
+    superuser = configured or database.start_embedded(workdir)
+    try:
+        with scratch_database(superuser, "impextech_test") as infos:
+            yield infos
+    finally:
+        if not configured:
+            database.stop_embedded(workdir)
+
+
+def postmasters_of(pgdata: Path) -> list[int]:
+    """The pids of the postmasters serving ``pgdata``, found by their command line in /proc.
+
+    Works after the directory is deleted, when its postmaster.pid is gone with it.
+    """
+    wanted = os.path.realpath(pgdata)
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:  # gone meanwhile, or a zombie
+            continue
+        if Path(argv[0]).name != "postgres" or "-D" not in argv[:-1]:
+            continue
+        if os.path.realpath(argv[argv.index("-D") + 1]) == wanted:
+            found.append(int(entry.name))
+    return found
+
+
+def assert_no_postmaster(pgdata: Path, within: float = 5.0) -> None:
+    """Fail unless no postmaster serves ``pgdata`` (allowing ``within`` seconds to exit)."""
+    deadline = time.monotonic() + within
+    while (found := postmasters_of(pgdata)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert found == [], f"PostgreSQL still runs on {pgdata}: pids {found}"
 
 
 def truncate_all(owner: str) -> None:

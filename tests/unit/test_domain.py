@@ -6,10 +6,11 @@ from datetime import UTC, datetime
 import pytest
 
 from impextech.catalog.domain.model import Product, ProductStatus
+from impextech.identity.domain.errors import WeakPassword
 from impextech.identity.domain.model import validate_slug
 from impextech.identity.domain.passwords import check_password
 from impextech.kernel.cursors import CursorCodec
-from impextech.kernel.domain.errors import InvalidInput, WeakPassword
+from impextech.kernel.domain.errors import InvalidInput
 from impextech.kernel.domain.money import Money
 
 

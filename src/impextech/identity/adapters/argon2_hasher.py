@@ -75,5 +75,12 @@ class Argon2PasswordHasher:
     async def burn(self, password: str) -> None:
         await self.verify(self._decoy, password)
 
+    def needs_rehash(self, password_hash: str) -> bool:
+        # Parses the hash's parameter string only: no hashing, fine on the event loop.
+        try:
+            return self._argon.check_needs_rehash(password_hash)
+        except InvalidHashError:
+            return False  # not ours to rewrite; verify already refuses it
+
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -6,27 +6,23 @@ from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
+from email_validator import SPECIAL_USE_DOMAIN_NAMES
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, EmailStr, Field
 
-from impextech.identity.adapters.web_context import (
-    AnonymousTenant,
-    CurrentPrincipal,
-    IdentityWeb,
-    NamedSlug,
-    client_address,
-    identity_web,
-)
+from impextech.identity.adapters.web_context import IdentityWeb, client_address, identity_web
+from impextech.identity.domain.errors import InvalidToken, UnknownTenant
 from impextech.identity.domain.model import User, UserStatus
+from impextech.identity.domain.passwords import MAX_LENGTH, MIN_LENGTH
 from impextech.identity.service.auth import TokenPair, tenant_of_refresh_token
-from impextech.kernel.domain.errors import (
-    FieldIssue,
-    InvalidInput,
-    InvalidToken,
-    TenantMismatch,
-    UnknownTenant,
-)
+from impextech.kernel.callers import AnonymousTenant, CurrentPrincipal, NamedSlug, TenantMismatch
 from impextech.kernel.domain.principal import Role
+from impextech.kernel.pagination import (
+    after_cursor,
+    page_response,
+    position_to_json,
+    time_position_from_json,
+)
 from impextech.kernel.web import SingleLine, StrictJsonRoute, StrictModel, problem_responses
 
 Web = Annotated[IdentityWeb, Depends(identity_web)]
@@ -71,9 +67,30 @@ class UserOut(BaseModel):
         )
 
 
+# The password policy answers outside these lengths with its own reason (weak-password); the
+# document states them so a client can tell before it asks.
+NewPassword = Annotated[
+    str,
+    Field(max_length=1024, json_schema_extra={"minLength": MIN_LENGTH, "maxLength": MAX_LENGTH}),
+]
+
+
+def _any_case(name: str) -> str:
+    return "".join(f"[{c}{c.upper()}]" if c.isalpha() else f"[{c}]" for c in name)
+
+
+# The address validator refuses special-use domains (a@shop.test, a@localhost); JSON Schema's
+# "email" format alone allows them, so the document names them.
+_SPECIAL_USE = "|".join(_any_case(name) for name in SPECIAL_USE_DOMAIN_NAMES)
+RegistrationEmail = Annotated[
+    EmailStr,
+    Field(max_length=254, json_schema_extra={"not": {"pattern": f"[.@]({_SPECIAL_USE})$"}}),
+]
+
+
 class RegisterIn(StrictModel):
-    email: EmailStr = Field(max_length=254)
-    password: str = Field(max_length=1024)
+    email: RegistrationEmail
+    password: NewPassword
     display_name: SingleLine = Field(min_length=1, max_length=100)
 
 
@@ -95,7 +112,7 @@ class RefreshIn(StrictModel):
 
 class PasswordIn(StrictModel):
     current_password: str = Field(min_length=1, max_length=1024)
-    new_password: str = Field(max_length=1024)
+    new_password: NewPassword
 
 
 class ProfilePatch(StrictModel):
@@ -114,6 +131,8 @@ class UserPageOut(BaseModel):
         description="Pass as `cursor` for the next page; null at the end"
     )
 
+
+DEVICE_COOKIE = "impextech_device"
 
 auth = APIRouter(prefix="/api/v1/auth", tags=["auth"], route_class=StrictJsonRoute)
 users = APIRouter(prefix="/api/v1/users", tags=["users"], route_class=StrictJsonRoute)
@@ -141,9 +160,29 @@ async def register(
     responses=problem_responses(400, 401, 404, 429, body=True),
     summary="Exchange email and password for an access and a refresh token",
 )
-async def login(body: LoginIn, request: Request, tenant: AnonymousTenant, web: Web) -> TokenOut:
-    pair = await web.auth.login(tenant.id, body.email, body.password, client_address(request))
-    return _tokens(pair)
+async def login(
+    body: LoginIn, request: Request, response: Response, tenant: AnonymousTenant, web: Web
+) -> TokenOut:
+    signed_in = await web.auth.login(
+        tenant.id,
+        body.email,
+        body.password,
+        client_address(request),
+        request.cookies.get(DEVICE_COOKIE),
+    )
+    if signed_in.device_token is not None:
+        # Unreadable by scripts and never sent cross-site: it only vouches for this browser
+        # at its next sign-in (docs/sign-in-limits.md).
+        response.set_cookie(
+            DEVICE_COOKIE,
+            signed_in.device_token,
+            max_age=signed_in.device_expires_in,
+            path="/api/v1/auth/login",
+            secure=request.url.scheme == "https",
+            httponly=True,
+            samesite="strict",
+        )
+    return _tokens(signed_in.tokens)
 
 
 @auth.post(
@@ -234,24 +273,14 @@ async def list_users(
     status: UserStatus | None = None,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-) -> UserPageOut:
-    after: tuple[datetime, UUID] | None = None
-    if cursor is not None:
-        position = web.cursors.decode(cursor, principal.tenant_id, _USER_SHAPE)
-        try:
-            after = (datetime.fromisoformat(str(position[0])), UUID(str(position[1])))
-        except (ValueError, IndexError):
-            raise InvalidInput(
-                "the cursor is not valid here", [FieldIssue(("query", "cursor"), "invalid")]
-            ) from None
+) -> Response:
+    tenant_id = principal.tenant_id
+    after = after_cursor(web.cursors, cursor, tenant_id, _USER_SHAPE, time_position_from_json)
     page = await web.users.list(principal, role=role, status=status, after=after, limit=limit)
-    next_cursor = None
-    if page.next_position is not None:
-        ts, uid = page.next_position
-        next_cursor = web.cursors.encode(
-            principal.tenant_id, _USER_SHAPE, [ts.isoformat(), str(uid)]
-        )
-    return UserPageOut(items=[UserOut.of(u) for u in page.items], next_cursor=next_cursor)
+    items = [UserOut.of(u) for u in page.items]
+    return page_response(
+        web.cursors, tenant_id, _USER_SHAPE, items, page.next_position, position_to_json
+    )
 
 
 @users.get(

@@ -9,8 +9,8 @@ from uuid import UUID
 
 import jwt
 
+from impextech.identity.domain.errors import InvalidToken
 from impextech.identity.service.ports import AccessClaims
-from impextech.kernel.domain.errors import InvalidToken
 from impextech.kernel.domain.principal import Role
 
 ALGORITHM = "HS256"  # pinned: the header's "alg" is never trusted

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, LiteralString
 from uuid import UUID
 
 from psycopg.errors import UniqueViolation
 
-from impextech.identity.adapters.rate_limit import SqlAttemptCounter
+from impextech.identity.adapters.rate_limit import PROCESS_ATTEMPT_KEY, SqlAttemptCounter
+from impextech.identity.domain.errors import EmailTaken, SlugTaken
 from impextech.identity.domain.model import (
     RefreshTokenRecord,
     Tenant,
@@ -18,7 +20,6 @@ from impextech.identity.domain.model import (
 )
 from impextech.identity.service.ports import UserPage
 from impextech.kernel.db import Connection, Database, SqlUnitOfWork
-from impextech.kernel.domain.errors import EmailTaken, SlugTaken
 from impextech.kernel.domain.principal import Role
 
 _USER_COLUMNS = (
@@ -89,21 +90,58 @@ class SqlUserStore:
     async def email_exists(self, email: str) -> bool:
         return await self.get_by_email(email) is not None
 
-    async def update(self, user: User) -> None:
-        await self._conn.execute(
-            "UPDATE users SET display_name = %(display_name)s, role = %(role)s,"
-            " status = %(status)s, password_hash = %(password_hash)s, updated_at = %(updated_at)s"
-            " WHERE tenant_id = %(t)s AND id = %(id)s",
-            {
-                "t": self._tenant_id,
-                "id": user.id,
-                "display_name": user.display_name,
-                "role": user.role.value,
-                "status": user.status.value,
-                "password_hash": user.password_hash,
-                "updated_at": user.updated_at,
-            },
+    async def lock(self, user_ids: Sequence[UUID]) -> dict[UUID, User]:
+        # ORDER BY id under FOR UPDATE takes the row locks in id order.
+        cur = await self._conn.execute(
+            f"SELECT {_USER_COLUMNS} FROM users WHERE tenant_id = %s AND id = ANY(%s)"
+            " ORDER BY id FOR UPDATE",
+            (self._tenant_id, list(user_ids)),
         )
+        return {row.id: _user(row) for row in await cur.fetchall()}
+
+    async def count_active_admins(self) -> int:
+        cur = await self._conn.execute(
+            "SELECT count(*) AS n FROM users"
+            " WHERE tenant_id = %s AND role = 'admin' AND status = 'active'",
+            (self._tenant_id,),
+        )
+        row = await cur.fetchone()
+        return int(row.n) if row else 0
+
+    async def _set(self, assignment: LiteralString, params: dict[str, Any]) -> User | None:
+        cur = await self._conn.execute(
+            f"UPDATE users SET {assignment}, updated_at = %(now)s"
+            f" WHERE tenant_id = %(t)s AND id = %(id)s RETURNING {_USER_COLUMNS}",
+            {"t": self._tenant_id, **params},
+        )
+        row = await cur.fetchone()
+        return _user(row) if row else None
+
+    async def set_display_name(
+        self, user_id: UUID, display_name: str, now: datetime
+    ) -> User | None:
+        return await self._set(
+            "display_name = %(value)s", {"id": user_id, "value": display_name, "now": now}
+        )
+
+    async def set_role(self, user_id: UUID, role: Role, now: datetime) -> User | None:
+        return await self._set("role = %(value)s", {"id": user_id, "value": role.value, "now": now})
+
+    async def set_status(self, user_id: UUID, status: UserStatus, now: datetime) -> User | None:
+        return await self._set(
+            "status = %(value)s", {"id": user_id, "value": status.value, "now": now}
+        )
+
+    async def replace_password_hash(
+        self, user_id: UUID, old_hash: str, new_hash: str, now: datetime
+    ) -> bool:
+        # Compare-and-set: a password change that landed since the caller read the hash wins.
+        cur = await self._conn.execute(
+            "UPDATE users SET password_hash = %s, updated_at = %s"
+            " WHERE tenant_id = %s AND id = %s AND password_hash = %s",
+            (new_hash, now, self._tenant_id, user_id, old_hash),
+        )
+        return cur.rowcount == 1
 
     async def list(
         self,
@@ -113,7 +151,7 @@ class SqlUserStore:
         after: tuple[datetime, UUID] | None,
         limit: int,
     ) -> UserPage:
-        clauses = ["tenant_id = %(t)s"]
+        clauses: list[str] = []
         params: dict[str, Any] = {"t": self._tenant_id, "limit": limit + 1}
         if role is not None:
             clauses.append("role = %(role)s")
@@ -125,7 +163,8 @@ class SqlUserStore:
             clauses.append("(created_at, id) > (%(after_ts)s, %(after_id)s)")
             params["after_ts"], params["after_id"] = after
         cur = await self._conn.execute(
-            f"SELECT {_USER_COLUMNS} FROM users WHERE {' AND '.join(clauses)}"
+            f"SELECT {_USER_COLUMNS} FROM users WHERE tenant_id = %(t)s"
+            f"{''.join(f' AND {c}' for c in clauses)}"
             " ORDER BY created_at, id LIMIT %(limit)s",
             params,
         )
@@ -147,12 +186,13 @@ class SqlSessionStore:
         token_hash: bytes,
         now: datetime,
         expires_at: datetime,
+        session_expires_at: datetime,
     ) -> None:
         # One statement, one round trip: the session and its first refresh token.
         await self._conn.execute(
             "WITH session AS ("
-            "  INSERT INTO auth_sessions (tenant_id, id, user_id, created_at)"
-            "  VALUES (%(t)s, %(sid)s, %(uid)s, %(now)s)"
+            "  INSERT INTO auth_sessions (tenant_id, id, user_id, created_at, expires_at)"
+            "  VALUES (%(t)s, %(sid)s, %(uid)s, %(now)s, %(session_exp)s)"
             ") INSERT INTO refresh_tokens"
             " (tenant_id, id, session_id, user_id, token_hash, issued_at, expires_at)"
             " VALUES (%(t)s, gen_random_uuid(), %(sid)s, %(uid)s, %(hash)s, %(now)s, %(exp)s)",
@@ -163,6 +203,7 @@ class SqlSessionStore:
                 "hash": token_hash,
                 "now": now,
                 "exp": expires_at,
+                "session_exp": session_expires_at,
             },
         )
 
@@ -184,7 +225,7 @@ class SqlSessionStore:
     async def find_refresh_token(self, token_hash: bytes) -> RefreshTokenRecord | None:
         cur = await self._conn.execute(
             "SELECT r.id, r.tenant_id, r.session_id, r.user_id, r.expires_at, r.used_at,"
-            " s.revoked_at IS NOT NULL AS revoked"
+            " s.revoked_at IS NOT NULL AS revoked, s.expires_at AS session_expires_at"
             " FROM refresh_tokens r JOIN auth_sessions s"
             "   ON s.tenant_id = r.tenant_id AND s.id = r.session_id"
             " WHERE r.tenant_id = %s AND r.token_hash = %s"
@@ -202,6 +243,7 @@ class SqlSessionStore:
             expires_at=row.expires_at,
             used_at=row.used_at,
             session_revoked=row.revoked,
+            session_expires_at=row.session_expires_at,
         )
 
     async def mark_used(self, token_id: UUID, now: datetime) -> bool:
@@ -238,17 +280,46 @@ class SqlSessionStore:
         row = await cur.fetchone()
         return (Role(row.role), bool(row.live)) if row else None
 
+    async def purge_spent(self, before: datetime) -> tuple[int, int]:
+        # Tokens first: they reference their session. A used token stays until it expires,
+        # so presenting it again is still recognised as reuse for as long as it could work.
+        ended = (
+            "SELECT id FROM auth_sessions WHERE tenant_id = %(t)s"
+            " AND (revoked_at < %(before)s OR expires_at < %(before)s)"
+        )
+        params = {"t": self._tenant_id, "before": before}
+        tokens = await self._conn.execute(
+            "DELETE FROM refresh_tokens WHERE tenant_id = %(t)s"
+            f" AND (expires_at < %(before)s OR session_id IN ({ended}))",
+            params,
+        )
+        sessions = await self._conn.execute(
+            "DELETE FROM auth_sessions WHERE tenant_id = %(t)s"
+            " AND (revoked_at < %(before)s OR expires_at < %(before)s)",
+            params,
+        )
+        return tokens.rowcount, sessions.rowcount
+
 
 class SqlIdentityUnitOfWork(SqlUnitOfWork):
     users: SqlUserStore
     sessions: SqlSessionStore
     attempts: SqlAttemptCounter
 
+    def __init__(
+        self, database: Database, tenant_id: UUID | None, attempt_key: bytes | None = None
+    ) -> None:
+        """``attempt_key`` (rate_limit.attempt_key of the server secret) keys the counters'
+        digests; every web process must share it. Without one, a random key serves this
+        process only: fine for commands that count nothing, wrong for several web processes."""
+        super().__init__(database, tenant_id)
+        self._attempt_key = attempt_key or PROCESS_ATTEMPT_KEY
+
     def _bind(self, conn: Connection) -> None:
         assert self.tenant_id is not None
         self.users = SqlUserStore(conn, self.tenant_id)
         self.sessions = SqlSessionStore(conn, self.tenant_id)
-        self.attempts = SqlAttemptCounter(conn)
+        self.attempts = SqlAttemptCounter(conn, self._attempt_key)
 
 
 def _tenant(row: Any) -> Tenant:
@@ -283,6 +354,11 @@ class SqlTenantStore:
 
     async def get(self, tenant_id: UUID) -> Tenant | None:
         return await self._one("id", tenant_id)
+
+    async def list_all(self) -> list[Tenant]:
+        async with self._db.transaction(None) as conn:
+            cur = await conn.execute(f"SELECT {_TENANT_COLUMNS} FROM tenants ORDER BY slug")
+            return [_tenant(row) for row in await cur.fetchall()]
 
     async def add(self, tenant: Tenant) -> None:
         try:

@@ -6,7 +6,7 @@ import enum
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from impextech.kernel.domain.errors import FieldIssue, InvalidInput
 from impextech.kernel.domain.principal import Role
@@ -75,6 +75,30 @@ class RefreshTokenRecord:
     expires_at: datetime
     used_at: datetime | None
     session_revoked: bool
+    session_expires_at: datetime
+
+
+def new_user(
+    *,
+    tenant_id: UUID,
+    email: str,
+    display_name: str,
+    role: Role,
+    password_hash: str,
+    now: datetime,
+) -> User:
+    """The one way an account comes into being: active, with a fresh id, created now."""
+    return User(
+        id=uuid4(),
+        tenant_id=tenant_id,
+        email=normalise_email(email),
+        display_name=display_name.strip(),
+        role=role,
+        status=UserStatus.ACTIVE,
+        password_hash=password_hash,
+        created_at=now,
+        updated_at=now,
+    )
 
 
 def normalise_email(email: str) -> str:

@@ -7,10 +7,11 @@ import uuid
 from dataclasses import dataclass
 from uuid import UUID
 
+from impextech.identity.domain.errors import UnknownTenant
 from impextech.identity.domain.model import Tenant, TenantStatus, validate_slug
 from impextech.identity.service.ports import TenantStore
 from impextech.kernel.domain.clock import Clock
-from impextech.kernel.domain.errors import FieldIssue, InvalidInput, UnknownTenant
+from impextech.kernel.domain.errors import FieldIssue, InvalidInput
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +65,9 @@ class TenantAdmin:
     def __init__(self, store: TenantStore, clock: Clock) -> None:
         self._store = store
         self._clock = clock
+
+    async def find(self, slug: str) -> Tenant | None:
+        return await self._store.get_by_slug(slug)
 
     async def create(self, slug: str, name: str) -> Tenant:
         slug = validate_slug(slug)

@@ -102,21 +102,30 @@ async def test_a_repeated_push_is_applied_once(rig: Rig) -> None:
     assert (rig.erp.stats.applied, rig.erp.stats.replayed) == (1, 1)
 
 
+# Cut off "at the timeout" is shown without an upper wall-clock bound (a loaded machine may be
+# late by seconds): the ERP would answer only after a minute, and it is still holding the
+# request when the gateway has given up, so the gateway did not wait for it. The lower bound
+# (never before the timeout) holds however slow the machine is.
+
+
 async def test_a_slow_erp_is_cut_off_at_the_timeout(rig: Rig) -> None:
-    rig.faults(latency_min=3, latency_max=3)
+    rig.faults(latency_min=60, latency_max=60)
     started = time.monotonic()
     with pytest.raises(ErpTransientError, match=r"timed out after 0\.5 s"):
         await rig.gateway.push_product(product(), "k")
-    assert 0.5 <= time.monotonic() - started < 2.5
+    assert time.monotonic() - started >= 0.5
+    assert (rig.erp.stats.in_flight, rig.erp.stats.applied) == (1, 0)  # still sleeping
     assert rig.breaker.snapshot().consecutive_failures == 1
 
 
 async def test_a_held_request_is_cut_off_at_the_timeout(rig: Rig) -> None:
     rig.faults(timeout_rate=1, hold=60)
     started = time.monotonic()
-    with pytest.raises(ErpTransientError, match="timed out"):
+    with pytest.raises(ErpTransientError, match=r"timed out after 0\.5 s"):
         await rig.gateway.push_product(product(), "k")
-    assert time.monotonic() - started < 2.5
+    assert time.monotonic() - started >= 0.5
+    stats = rig.erp.stats
+    assert (stats.timeouts_injected, stats.in_flight, stats.applied) == (1, 1, 0)
 
 
 async def test_a_dropped_connection_is_a_failure(rig: Rig) -> None:

@@ -156,14 +156,25 @@ async def test_a_malformed_key_is_refused(erp: tuple[httpx.AsyncClient, ErpState
 async def test_latency_delays_every_partner_answer_but_not_the_controls(
     erp: tuple[httpx.AsyncClient, ErpState],
 ) -> None:
-    client, _ = erp
+    client, state = erp
     await control(client, latency=1.0)
     started = time.monotonic()
     assert (await client.put(PRODUCT, json={})).status_code == 201
     assert time.monotonic() - started >= 1.0
-    started = time.monotonic()
-    await client.get("/_stats")
-    assert time.monotonic() - started < 0.6
+    # The controls are not delayed: answered while a partner request (a minute's latency) is
+    # still being held, whatever the machine's load, with no wall-clock bound to miss.
+    await control(client, latency=60.0)
+    held = asyncio.create_task(client.get(PRODUCT, timeout=120))
+    try:
+        for _ in range(1200):
+            if state.stats.in_flight:
+                break
+            await asyncio.sleep(0.05)
+        assert (await client.get("/_stats")).json()["in_flight"] == 1
+        assert (await client.get("/_control")).status_code == 200
+        assert not held.done()
+    finally:
+        held.cancel()
 
 
 async def test_a_latency_range_draws_from_the_range(
@@ -219,7 +230,9 @@ async def test_a_timeout_fault_holds_the_request_past_the_client_and_applies_not
     started = time.monotonic()
     with pytest.raises(httpx.ReadTimeout):
         await client.put(PRODUCT, json={}, timeout=httpx.Timeout(5, read=0.5))
-    assert 0.5 <= time.monotonic() - started < 3
+    # Never before the client's timeout; that it gave up long before the 60 s hold is shown by
+    # the request still being in flight, not by a wall-clock bound a loaded machine can miss.
+    assert time.monotonic() - started >= 0.5
     assert state.records == {}
     counters = await stats(client)
     assert (counters["timeouts_injected"], counters["in_flight"]) == (1, 1)
@@ -243,19 +256,18 @@ async def test_hundreds_of_slow_requests_wait_together(
     erp: tuple[httpx.AsyncClient, ErpState],
 ) -> None:
     client, _ = erp
-    await control(client, latency=2)
+    # Long enough that connecting all 400 (slow on a loaded machine) ends well before the first
+    # answer; the claim is how many wait at once, which no amount of load makes smaller.
+    await control(client, latency=5)
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=0)
-    async with httpx.AsyncClient(base_url=str(client.base_url), limits=limits, timeout=60) as many:
-        started = time.monotonic()
+    async with httpx.AsyncClient(base_url=str(client.base_url), limits=limits, timeout=120) as many:
         answers = await asyncio.gather(
             *(many.put(f"/accounts/acme/products/p-{i}", json={}) for i in range(400))
         )
-        elapsed = time.monotonic() - started
     assert [a.status_code for a in answers] == [201] * 400
-    # One at a time would take 800 s, and a pool of 40 workers 20 s; sleeping requests cost
-    # nothing, so nearly all of them wait at once (connection set-up staggers their arrival).
+    # Served one at a time, or by a pool of 40 workers, at most 1 or 40 would be in flight;
+    # sleeping requests cost nothing, so nearly all of them wait at once.
     assert (await stats(client))["max_in_flight"] >= 300
-    assert elapsed < 15
 
 
 # -- controls --------------------------------------------------------------------------------
@@ -381,12 +393,11 @@ async def test_the_command_announces_its_port_serves_and_stops_on_sigterm(
             if (await stats(client))["timeouts_injected"]:
                 break
             await asyncio.sleep(0.05)
-        # A held request does not keep a stopping sandbox alive.
-        started = time.monotonic()
+        # A held request (held for the default 300 s) does not keep a stopping sandbox alive:
+        # it exits within a fifth of the hold however loaded the machine is.
         process.send_signal(signal.SIGTERM)
         # Uvicorn re-raises the signal once it has shut down, so the exit reports it.
-        assert await asyncio.to_thread(process.wait, 10) == -signal.SIGTERM
-        assert time.monotonic() - started < 5
+        assert await asyncio.to_thread(process.wait, 60) == -signal.SIGTERM
         with pytest.raises(httpx.TransportError):
             await held
 

@@ -6,13 +6,16 @@ from pathlib import Path
 
 import pytest
 
+from impextech.catalog.settings import CatalogSettings
 from impextech.platform.settings import Settings, SettingsError
 
 BASE = {"IMPEXTECH_SECRET_KEY": "x" * 40}
 
 
-def settings(tmp_path: Path, **env: str) -> Settings:
-    return Settings.from_env({**BASE, "IMPEXTECH_DATA_DIR": str(tmp_path), **env})
+def settings(tmp_path: Path, **env: str) -> CatalogSettings:
+    return Settings.from_env({**BASE, "IMPEXTECH_DATA_DIR": str(tmp_path), **env}).section(
+        CatalogSettings
+    )
 
 
 def test_by_default_no_erp_is_configured_and_the_limits_are_safe(tmp_path: Path) -> None:

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from types import TracebackType
-from uuid import UUID
 
 import pytest
 
-from impextech.catalog.domain.imports import COLUMNS, ImportFileInvalid, ImportFileMalformed
-from impextech.catalog.domain.model import Product
+from impextech.catalog.domain.imports import (
+    COLUMNS,
+    ImporterNotAllowed,
+    ImportFileInvalid,
+    ImportFileMalformed,
+)
 from impextech.catalog.service.imports import ImportOrder, ProductImports
 from impextech.kernel.domain.errors import Forbidden
 from impextech.kernel.domain.principal import Principal, Role
+from tests.fakes.catalog import FakeAccounts, FakeCatalog, QueuedImport
+from tests.fakes.clock import ManualClock
 
 pytestmark = pytest.mark.anyio
 
@@ -24,112 +26,14 @@ NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
 HEADER = ",".join(COLUMNS)
 
 
-class FixedClock:
-    def now(self) -> datetime:
-        return NOW
-
-
-@dataclass
-class World:
-    """The committed state the fakes share: products by SKU, announcements, queued jobs."""
-
-    products: dict[str, Product] = field(default_factory=dict)
-    announced: list[UUID] = field(default_factory=list)
-    jobs: list[tuple[dict[str, str], UUID]] = field(default_factory=list)
-    commits: int = 0
-    fail_on_insert_of: str | None = None
-
-
-class FakeStore:
-    def __init__(self, pending: dict[str, Product], world: World) -> None:
-        self._pending = pending
-        self._world = world
-
-    async def lock_by_sku(self, skus: Sequence[str]) -> dict[str, Product]:
-        return {s: self._world.products[s] for s in skus if s in self._world.products}
-
-    async def insert(self, products: Sequence[Product]) -> None:
-        for p in products:
-            if p.sku == self._world.fail_on_insert_of:
-                raise RuntimeError("lost the connection")
-            self._pending[p.sku] = p
-
-    async def update(self, products: Sequence[Product]) -> None:
-        for p in products:
-            self._pending[p.sku] = p
-
-
-class FakeChanges:
-    def __init__(self, pending: list[UUID]) -> None:
-        self._pending = pending
-
-    async def products_changed(self, product_ids: Sequence[UUID]) -> None:
-        self._pending.extend(product_ids)
-
-
-class FakeImportUow:
-    def __init__(self, world: World) -> None:
-        self._world = world
-        self._products: dict[str, Product] = {}
-        self._announced: list[UUID] = []
-        self.products = FakeStore(self._products, world)
-        self.changes = FakeChanges(self._announced)
-
-    async def __aenter__(self) -> FakeImportUow:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._products.clear()
-        self._announced.clear()
-
-    async def commit(self) -> None:
-        self._world.products.update(self._products)
-        self._world.announced.extend(self._announced)
-        self._world.commits += 1
-
-
-class FakeJobs:
-    def __init__(self, pending: list[tuple[dict[str, str], UUID]]) -> None:
-        self._pending = pending
-        self.job_id = uuid.uuid4()
-
-    async def enqueue_import(self, payload: dict[str, str], created_by: UUID) -> UUID:
-        self._pending.append((payload, created_by))
-        return self.job_id
-
-
-class FakeSubmitUow:
-    def __init__(self, world: World) -> None:
-        self._world = world
-        self._pending: list[tuple[dict[str, str], UUID]] = []
-        self.jobs = FakeJobs(self._pending)
-
-    async def __aenter__(self) -> FakeSubmitUow:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._pending.clear()
-
-    async def commit(self) -> None:
-        self._world.jobs.extend(self._pending)
-        self._world.commits += 1
-
-
-def service(world: World, batch_size: int = 2) -> ProductImports:
+def service(
+    catalog: FakeCatalog, batch_size: int = 2, accounts: FakeAccounts | None = None
+) -> ProductImports:
     return ProductImports(
-        lambda tenant_id: FakeSubmitUow(world),
-        lambda tenant_id: FakeImportUow(world),
-        FixedClock(),
+        catalog.submit_uow,
+        catalog.import_uow,
+        ManualClock(NOW),
+        accounts or FakeAccounts(),
         batch_size=batch_size,
     )
 
@@ -144,17 +48,13 @@ def rows(*skus: str) -> str:
 
 @pytest.mark.parametrize("role", [Role.SELLER, Role.ADMIN])
 async def test_a_seller_or_admin_submission_queues_one_job_with_the_file(role: Role) -> None:
-    world = World()
+    catalog = FakeCatalog()
     who = principal(role)
     text = rows("A-1")
-    await service(world).submit(who, text.encode())
-    assert world.jobs == [
-        (
-            {"csv": text, "importer_id": str(who.user_id), "submitted_at": NOW.isoformat()},
-            who.user_id,
-        )
-    ]
-    order = ImportOrder.from_payload(world.jobs[0][0])
+    job_id = await service(catalog).submit(who, text.encode())
+    payload = {"csv": text, "importer_id": str(who.user_id), "submitted_at": NOW.isoformat()}
+    assert catalog.queued_imports() == [QueuedImport(TENANT, job_id, payload, who.user_id)]
+    order = ImportOrder.from_payload(payload)
     assert order == ImportOrder(text, who.user_id, NOW)
 
 
@@ -170,15 +70,15 @@ async def test_a_seller_or_admin_submission_queues_one_job_with_the_file(role: R
 async def test_a_refused_submission_queues_nothing(
     role: Role, body: bytes, error: type[Exception]
 ) -> None:
-    world = World()
+    catalog = FakeCatalog()
     with pytest.raises(error):
-        await service(world).submit(principal(role), body)
-    assert world.jobs == []
-    assert world.commits == 0
+        await service(catalog).submit(principal(role), body)
+    assert catalog.queued_imports() == []
+    assert catalog.commits == 0
 
 
 async def test_valid_rows_are_written_in_batches_with_progress_after_each() -> None:
-    world = World()
+    catalog = FakeCatalog()
     importer = uuid.uuid4()
     seen: list[tuple[int, int]] = []
 
@@ -186,39 +86,43 @@ async def test_valid_rows_are_written_in_batches_with_progress_after_each() -> N
         seen.append((done, total))
 
     text = rows("A-1", "A-2", "A-3", "A-4", "A-5") + "BAD,x,,misc,1.5,EUR,1\n"
-    report = await service(world).run(TENANT, ImportOrder(text, importer, NOW), progress)
+    report = await service(catalog).run(TENANT, ImportOrder(text, importer, NOW), progress)
     assert seen == [(1, 6), (3, 6), (5, 6), (6, 6)]
-    assert world.commits == 3
-    assert sorted(world.products) == ["A-1", "A-2", "A-3", "A-4", "A-5"]
-    assert {p.seller_id for p in world.products.values()} == {importer}
-    assert sorted(world.announced) == sorted(p.id for p in world.products.values())
+    assert catalog.commits == 3
+    products = catalog.products(TENANT)
+    assert sorted(products) == ["A-1", "A-2", "A-3", "A-4", "A-5"]
+    assert {p.seller_id for p in products.values()} == {importer}
+    assert catalog.announced(TENANT) == [products[s].id for s in sorted(products)]
     assert (report.rows, report.created, report.updated, report.unchanged) == (6, 5, 0, 0)
     assert [(r.line, r.sku) for r in report.rejected_rows] == [(7, "BAD")]
 
 
 async def test_a_failed_batch_counts_nothing_and_a_rerun_reports_the_whole_import() -> None:
-    world = World(fail_on_insert_of="A-3")
+    catalog = FakeCatalog()
+    catalog.fail_on_insert_of = "A-3"
     importer = uuid.uuid4()
     order = ImportOrder(rows("A-1", "A-2", "A-3", "A-4"), importer, NOW)
 
     async def progress(done: int, total: int) -> None:
         return None
 
-    with pytest.raises(RuntimeError):
-        await service(world).run(TENANT, order, progress)
-    assert sorted(world.products) == ["A-1", "A-2"]
-    assert len(world.announced) == 2
+    with pytest.raises(ConnectionError):
+        await service(catalog).run(TENANT, order, progress)
+    assert sorted(catalog.products(TENANT)) == ["A-1", "A-2"]
+    assert len(catalog.announced(TENANT)) == 2
 
-    world.fail_on_insert_of = None
-    report = await service(world).run(TENANT, order, progress)
+    catalog.fail_on_insert_of = None
+    report = await service(catalog).run(TENANT, order, progress)
     assert (report.created, report.updated, report.unchanged) == (4, 0, 0)
-    assert sorted(world.products) == ["A-1", "A-2", "A-3", "A-4"]
-    assert len(world.announced) == 4  # the first two were announced once, with their write
+    products = catalog.products(TENANT)
+    assert sorted(products) == ["A-1", "A-2", "A-3", "A-4"]
+    # The first two were announced once, with their write.
+    assert catalog.announced(TENANT) == [products[s].id for s in sorted(products)]
 
     later = ImportOrder(order.text, importer, datetime(2026, 11, 25, tzinfo=UTC))
-    again = await service(world).run(TENANT, later, progress)
+    again = await service(catalog).run(TENANT, later, progress)
     assert (again.created, again.updated, again.unchanged) == (0, 0, 4)
-    assert len(world.announced) == 4
+    assert len(catalog.announced(TENANT)) == 4
 
 
 @pytest.mark.parametrize(
@@ -235,3 +139,58 @@ async def test_a_failed_batch_counts_nothing_and_a_rerun_reports_the_whole_impor
 def test_a_payload_not_made_by_submit_is_refused(payload: object) -> None:
     with pytest.raises(ValueError, match=r".+"):
         ImportOrder.from_payload(payload)
+
+
+async def ignore_progress(done: int, total: int) -> None:
+    return None
+
+
+@pytest.mark.parametrize(
+    ("now", "message"),
+    [
+        (None, "is no longer active"),
+        (Role.SHOPPER, "is now a shopper; only sellers and admins import products"),
+    ],
+)
+async def test_a_job_of_an_importer_deactivated_or_demoted_since_writes_nothing(
+    now: Role | None, message: str
+) -> None:
+    catalog = FakeCatalog()
+    importer = uuid.uuid4()
+    accounts = FakeAccounts({importer: now})
+    order = ImportOrder(rows("A-1", "A-2", "A-3"), importer, NOW)
+    with pytest.raises(ImporterNotAllowed, match=message):
+        await service(catalog, accounts=accounts).run(TENANT, order, ignore_progress)
+    # Nothing written, announced or committed.
+    assert (catalog.products(TENANT), catalog.announced(TENANT), catalog.commits) == ({}, [], 0)
+    assert accounts.asked == [(TENANT, importer)]
+
+
+async def test_an_admin_importer_may_still_run_their_job() -> None:
+    catalog = FakeCatalog()
+    importer = uuid.uuid4()
+    accounts = FakeAccounts({importer: Role.ADMIN})
+    order = ImportOrder(rows("A-1"), importer, NOW)
+    report = await service(catalog, accounts=accounts).run(TENANT, order, ignore_progress)
+    assert (report.created, sorted(catalog.products(TENANT))) == (1, ["A-1"])
+
+
+async def test_an_importer_deactivated_between_batches_stops_the_next_batch() -> None:
+    catalog = FakeCatalog()
+    importer = uuid.uuid4()
+    accounts = FakeAccounts()
+    seen: list[tuple[int, int]] = []
+
+    async def progress(done: int, total: int) -> None:
+        seen.append((done, total))
+        if done == 2:  # the first batch of two is committed; an admin deactivates the seller
+            accounts.roles[importer] = None
+
+    order = ImportOrder(rows("A-1", "A-2", "A-3", "A-4"), importer, NOW)
+    with pytest.raises(ImporterNotAllowed):
+        await service(catalog, accounts=accounts).run(TENANT, order, progress)
+    assert sorted(catalog.products(TENANT)) == ["A-1", "A-2"]
+    assert catalog.commits == 1
+    assert seen == [(0, 4), (2, 4)]
+    # Asked before reading the file and before the second batch (the first was just cleared).
+    assert accounts.asked == [(TENANT, importer), (TENANT, importer)]

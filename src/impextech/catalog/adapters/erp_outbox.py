@@ -8,7 +8,6 @@ always sends the newest version.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from uuid import UUID
 
 from impextech.jobs.api import (
@@ -18,9 +17,8 @@ from impextech.jobs.api import (
     JobKind,
     JobRequest,
     JobScheduler,
+    JobScheduling,
     JsonObject,
-    ProcrastinateQueue,
-    SqlJobScheduler,
 )
 from impextech.kernel.db import Database
 
@@ -56,16 +54,6 @@ class JobErpOutbox:
         )
 
 
-class NoErpOutbox:
-    """For units of work that only read (diagnostics, tests): a write would lose its push."""
-
-    async def product_changed(self, product_id: UUID) -> None:
-        await self.products_changed([product_id])
-
-    async def products_changed(self, product_ids: Sequence[UUID]) -> None:
-        raise RuntimeError("this unit of work has no job queue; product changes need one")
-
-
 # The safety net under the outbox: anything the ERP has not acknowledged (a push that went dead
 # while the ERP was down for days, a restore from backup) is queued again on a schedule.
 ERP_RECONCILE = JobKind(
@@ -75,20 +63,20 @@ ERP_RECONCILE_CRON = "*/10 * * * *"
 
 
 def erp_reconcile_handler(
-    database: Database, queue: ProcrastinateQueue, *, erp_configured: bool, batch: int = 1000
+    database: Database, scheduling: JobScheduling, *, erp_configured: bool, batch: int = 1000
 ) -> Handler:
     async def reconcile(ctx: JobContext) -> JsonObject:
         if not erp_configured:
             return {"queued": 0, "erp": "none configured"}
         async with database.transaction(ctx.tenant_id) as conn:
             cur = await conn.execute(
-                "SELECT id FROM products"
-                " WHERE erp_synced_version IS NULL OR erp_synced_version < version"
+                "SELECT id FROM products WHERE tenant_id = %s"
+                " AND (erp_synced_version IS NULL OR erp_synced_version < version)"
                 " ORDER BY updated_at, id LIMIT %s",
-                (batch,),
+                (ctx.tenant_id, batch),
             )
             behind = [row.id for row in await cur.fetchall()]
-            outbox = JobErpOutbox(SqlJobScheduler(conn, ctx.tenant_id, queue, datetime.now(UTC)))
+            outbox = JobErpOutbox(scheduling.in_transaction(conn, ctx.tenant_id))
             await outbox.products_changed(behind)
         return {"queued": len(behind)}
 

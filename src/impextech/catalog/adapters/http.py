@@ -4,18 +4,26 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import BaseModel, Field, StrictInt, StrictStr
-from pydantic_core import to_json
 
-from impextech.catalog.adapters.sql import position_from_json, position_to_json
-from impextech.catalog.domain.model import MAX_STOCK, Product, ProductSort, ProductStatus
+from impextech.catalog.adapters.positions import position_parser
+from impextech.catalog.domain.model import (
+    MAX_CATEGORY,
+    MAX_DESCRIPTION,
+    MAX_NAME,
+    MAX_STOCK,
+    SKU_PATTERN,
+    Product,
+    ProductSort,
+    ProductStatus,
+)
 from impextech.catalog.service.ports import ProductQuery
 from impextech.catalog.service.products import CatalogService, NewProduct, ProductChanges
-from impextech.identity.api import CurrentPrincipal, OptionalPrincipal, StorefrontTenant
+from impextech.kernel.callers import CurrentPrincipal, OptionalPrincipal, StorefrontTenant
 from impextech.kernel.cursors import CursorCodec
 from impextech.kernel.domain.errors import (
     FieldIssue,
@@ -23,13 +31,18 @@ from impextech.kernel.domain.errors import (
     PreconditionFailed,
     PreconditionRequired,
 )
-from impextech.kernel.domain.money import MAX_AMOUNT, Money
+from impextech.kernel.domain.money import CURRENCY_EXPONENTS, MAX_AMOUNT, Money
+from impextech.kernel.pagination import after_cursor, page_response, position_to_json
 from impextech.kernel.web import (
+    INTEGRAL,
+    OPTIONAL_BEARER,
     MultiLine,
     SingleLine,
     StrictJsonRoute,
     StrictModel,
+    json_response,
     problem_responses,
+    required_header,
 )
 
 
@@ -47,9 +60,19 @@ def catalog_web(request: Request) -> CatalogWeb:
     return web
 
 
+# The pattern is the shape; the document also lists the currencies Money knows.
+_KNOWN_CURRENCIES: dict[str, Any] = {"enum": sorted(CURRENCY_EXPONENTS)}
+
+
 class MoneyIO(StrictModel):
-    amount: StrictInt = Field(ge=0, le=MAX_AMOUNT, description="Integer minor units (cents)")
-    currency: StrictStr = Field(pattern=r"^[A-Z]{3}$", examples=["EUR"])
+    amount: Annotated[
+        StrictInt, Field(ge=0, le=MAX_AMOUNT, description="Integer minor units (cents)"), INTEGRAL
+    ]
+    currency: StrictStr = Field(
+        pattern=r"^[A-Z]{3}$",
+        examples=["EUR"],
+        json_schema_extra=_KNOWN_CURRENCIES,
+    )
 
     def to_money(self) -> Money:
         try:
@@ -97,51 +120,46 @@ def product_json(p: Product) -> dict[str, object]:
     }
 
 
-def json_response(document: object, status_code: int = 200, **headers: str) -> Response:
-    return Response(
-        to_json(document), status_code=status_code, media_type="application/json", headers=headers
-    )
-
-
 class ProductPageOut(BaseModel):
     items: list[ProductOut]
     next_cursor: str | None
 
 
-Sku = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+Sku = Annotated[str, Field(pattern=SKU_PATTERN.pattern)]
+Stock = Annotated[StrictInt, Field(ge=0, le=MAX_STOCK), INTEGRAL]
 
 
 class ProductIn(StrictModel):
     sku: Sku
-    name: SingleLine = Field(min_length=1, max_length=200)
-    description: MultiLine = Field(default="", max_length=10_000)
-    category: SingleLine = Field(min_length=1, max_length=80)
+    name: SingleLine = Field(min_length=1, max_length=MAX_NAME)
+    description: MultiLine = Field(default="", max_length=MAX_DESCRIPTION)
+    category: SingleLine = Field(min_length=1, max_length=MAX_CATEGORY)
     price: MoneyIO
-    stock: StrictInt = Field(ge=0, le=MAX_STOCK)
+    stock: Stock
 
 
 class ProductPatch(StrictModel):
     sku: Sku | None = None
-    name: SingleLine | None = Field(default=None, min_length=1, max_length=200)
-    description: MultiLine | None = Field(default=None, max_length=10_000)
-    category: SingleLine | None = Field(default=None, min_length=1, max_length=80)
+    name: SingleLine | None = Field(default=None, min_length=1, max_length=MAX_NAME)
+    description: MultiLine | None = Field(default=None, max_length=MAX_DESCRIPTION)
+    category: SingleLine | None = Field(default=None, min_length=1, max_length=MAX_CATEGORY)
     price: MoneyIO | None = None
-    stock: StrictInt | None = Field(default=None, ge=0, le=MAX_STOCK)
+    stock: Stock | None = None
 
 
 _ETAG = re.compile(r'^\s*(?:W/)?"(\d{1,9})"\s*$')
-IfMatch = Annotated[
-    str | None,
-    Header(
-        alias="If-Match",
-        description='The ETag you read (e.g. "3"); a stale one answers 412',
-        max_length=64,
-    ),
-]
+# Read here rather than declared required, so a missing one answers 428 (not 422); the
+# document still says it is required.
+IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=64, include_in_schema=False)]
+IF_MATCH_REQUIRED = required_header(
+    "If-Match",
+    'The ETag you read (e.g. "3"); without it 428, any other value 412',
+    r"\S",
+)
 
 
 def _expected_version(if_match: str | None) -> int:
-    if if_match is None:
+    if if_match is None or not if_match.strip():
         raise PreconditionRequired()
     match = _ETAG.match(if_match)
     if match is None:
@@ -160,7 +178,7 @@ class ProductFilters(BaseModel):
     """The product list's query parameters, validated as one model."""
 
     q: SingleLine | None = Field(default=None, max_length=200, description="Full-text search")
-    category: SingleLine | None = Field(default=None, max_length=80)
+    category: SingleLine | None = Field(default=None, max_length=MAX_CATEGORY)
     currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
     min_price: int | None = Field(default=None, ge=0, le=MAX_AMOUNT)
     max_price: int | None = Field(default=None, ge=0, le=MAX_AMOUNT)
@@ -175,6 +193,7 @@ class ProductFilters(BaseModel):
     "",
     response_model=ProductPageOut,
     responses=problem_responses(400, 401, 404),
+    openapi_extra=OPTIONAL_BEARER,
     summary="Browse and search this marketplace's active products",
 )
 async def list_products(
@@ -187,16 +206,8 @@ async def list_products(
             "min_price is above max_price",
             [FieldIssue(("query", "min_price"), "must not exceed max_price")],
         )
-    after = None
-    # The cursor is bound to the tenant and to the sort, so it cannot be replayed elsewhere.
     shape = f"products:{f.sort.value}"
-    if f.cursor is not None:
-        try:
-            after = position_from_json(f.sort, web.cursors.decode(f.cursor, tenant.id, shape))
-        except ValueError:
-            raise InvalidInput(
-                "the cursor is not valid here", [FieldIssue(("query", "cursor"), "invalid")]
-            ) from None
+    after = after_cursor(web.cursors, f.cursor, tenant.id, shape, position_parser(f.sort))
     page = await web.service.search(
         tenant.id,
         ProductQuery(
@@ -212,20 +223,15 @@ async def list_products(
             limit=f.limit,
         ),
     )
-    next_cursor = None
-    if page.next_position is not None:
-        next_cursor = web.cursors.encode(
-            tenant.id, shape, position_to_json(f.sort, page.next_position)
-        )
-    return json_response(
-        {"items": [product_json(p) for p in page.items], "next_cursor": next_cursor}
-    )
+    items = [product_json(p) for p in page.items]
+    return page_response(web.cursors, tenant.id, shape, items, page.next_position, position_to_json)
 
 
 @router.get(
     "/{product_id}",
     response_model=ProductOut,
     responses=problem_responses(400, 401, 404),
+    openapi_extra=OPTIONAL_BEARER,
     summary="Get one product (its ETag header is the version to send in If-Match)",
 )
 async def get_product(
@@ -267,6 +273,7 @@ async def create_product(
     "/{product_id}",
     response_model=ProductOut,
     responses=problem_responses(401, 403, 404, 409, 412, 428, body=True),
+    openapi_extra=IF_MATCH_REQUIRED,
     summary="Change a product you own (admins: any); needs If-Match",
 )
 async def update_product(
@@ -277,7 +284,6 @@ async def update_product(
     if_match: IfMatch = None,
 ) -> Response:
     web = catalog_web(request)
-    expected = _expected_version(if_match)
     changes = ProductChanges(
         sku=body.sku,
         name=body.name,
@@ -286,6 +292,8 @@ async def update_product(
         price=body.price.to_money() if body.price is not None else None,
         stock=body.stock,
     )
+    # The body is judged before the precondition: an invalid one is 422 whatever If-Match says.
+    expected = _expected_version(if_match)
     product = await web.service.update(principal, product_id, expected, changes)
     return _product_response(product)
 
@@ -294,6 +302,7 @@ async def update_product(
     "/{product_id}",
     response_model=ProductOut,
     responses=problem_responses(401, 403, 404, 412, 428),
+    openapi_extra=IF_MATCH_REQUIRED,
     summary="Archive a product you own (admins: any); needs If-Match",
 )
 async def archive_product(

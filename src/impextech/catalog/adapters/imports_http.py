@@ -9,11 +9,11 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 from pydantic_core import to_json
 
-from impextech.catalog.domain.imports import COLUMNS, MAX_ROWS
+from impextech.catalog.domain.imports import COLUMNS, MAX_COLUMNS, MAX_ROWS
 from impextech.catalog.service.imports import ProductImports
-from impextech.identity.api import CurrentPrincipal
 from impextech.jobs.api import job_location
-from impextech.kernel.domain.errors import ImpextechError
+from impextech.kernel.callers import CurrentPrincipal
+from impextech.kernel.domain.errors import UnsupportedMedia
 from impextech.kernel.web import problem_responses
 
 
@@ -24,9 +24,8 @@ class ImportsWeb:
         self.imports = imports
 
 
-class UnsupportedImportMedia(ImpextechError):
+class UnsupportedImportMedia(UnsupportedMedia):
     code = "unsupported-media-type"
-    status = 415
     title = "Send the file as text/csv (UTF-8)"
 
 
@@ -50,7 +49,8 @@ _BODY: dict[str, Any] = {
         "required": True,
         "description": (
             f"UTF-8 CSV with a header row naming exactly these columns (any order): "
-            f"{', '.join(COLUMNS)}. price_amount is in minor units; at most {MAX_ROWS} rows."
+            f"{', '.join(COLUMNS)}. price_amount is in minor units; at most {MAX_ROWS} rows. "
+            f"A header of more than {MAX_COLUMNS} columns is refused as a whole."
         ),
         "content": {"text/csv": {"schema": {"type": "string"}, "example": _EXAMPLE}},
     }
@@ -67,6 +67,8 @@ def _is_csv(content_type: str | None) -> bool:
             return False
     return True
 
+
+IMPORTS_PATH = "/api/v1/products/imports"
 
 router = APIRouter(prefix="/api/v1/products", tags=["products"])
 

@@ -7,22 +7,27 @@ from uuid import UUID
 
 from impextech.catalog.adapters.erp_outbox import JobErpOutbox
 from impextech.catalog.adapters.sql_imports import SqlImportUnitOfWork, SqlSubmitUnitOfWork
-from impextech.catalog.domain.imports import ImportFileInvalid, ImportFileMalformed, ImportTooLarge
+from impextech.catalog.domain.imports import (
+    ImporterNotAllowed,
+    ImportFileInvalid,
+    ImportFileMalformed,
+    ImportTooLarge,
+)
 from impextech.catalog.service.imports import (
     BATCH_SIZE,
     ChangedProducts,
     ImportOrder,
     ProductImports,
 )
+from impextech.catalog.service.ports import Accounts
 from impextech.jobs.api import (
     Backoff,
     Handler,
     JobContext,
     JobKind,
+    JobScheduling,
     JsonObject,
     PermanentJobError,
-    ProcrastinateQueue,
-    SqlJobScheduler,
 )
 from impextech.kernel.db import Connection, Database
 from impextech.kernel.domain.clock import Clock
@@ -38,20 +43,27 @@ PRODUCT_IMPORT = JobKind(
 
 
 def product_imports(
-    database: Database, queue: ProcrastinateQueue, clock: Clock, batch_size: int = BATCH_SIZE
+    database: Database,
+    scheduling: JobScheduling,
+    clock: Clock,
+    batch_size: int = BATCH_SIZE,
+    *,
+    accounts: Accounts,
 ) -> ProductImports:
-    def scheduler(conn: Connection, tenant_id: UUID) -> SqlJobScheduler:
-        return SqlJobScheduler(conn, tenant_id, queue, clock.now())
+    """``accounts`` answers whether an importer may still write (identity's facade)."""
 
     def erp_outbox(conn: Connection, tenant_id: UUID) -> ChangedProducts:
         # The one place an import's writes reach the ERP: a push job per created or updated
         # product, queued in the batch's own transaction.
-        return JobErpOutbox(scheduler(conn, tenant_id))
+        return JobErpOutbox(scheduling.in_transaction(conn, tenant_id))
 
     return ProductImports(
-        lambda tenant_id: SqlSubmitUnitOfWork(database, tenant_id, scheduler, PRODUCT_IMPORT),
+        lambda tenant_id: SqlSubmitUnitOfWork(
+            database, tenant_id, scheduling.in_transaction, PRODUCT_IMPORT
+        ),
         lambda tenant_id: SqlImportUnitOfWork(database, tenant_id, erp_outbox),
         clock,
+        accounts,
         batch_size,
     )
 
@@ -69,6 +81,9 @@ def import_handler(imports: ProductImports) -> Handler:
             report = await imports.run(ctx.tenant_id, order, ctx.progress)
         except (ImportFileMalformed, ImportFileInvalid, ImportTooLarge) as exc:
             # Checked when it was submitted; a file that fails now will fail every time.
+            raise PermanentJobError(exc.detail) from None
+        except ImporterNotAllowed as exc:
+            # Retrying (or an admin's retry) runs as the same importer: refused every time.
             raise PermanentJobError(exc.detail) from None
         return report.to_json()
 

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
 from psycopg.errors import UniqueViolation
 from psycopg.rows import tuple_row
 
-from impextech.catalog.adapters.erp_outbox import JobErpOutbox, NoErpOutbox
+from impextech.catalog.adapters.erp_outbox import JobErpOutbox
+from impextech.catalog.domain.errors import SkuTaken
 from impextech.catalog.domain.model import Product, ProductSort, ProductStatus
 from impextech.catalog.service.ports import ProductPage, ProductQuery
-from impextech.jobs.api import ProcrastinateQueue, SqlJobScheduler
+from impextech.jobs.api import JobScheduling
 from impextech.kernel.db import Connection, Database, SqlUnitOfWork
-from impextech.kernel.domain.errors import SkuTaken
 from impextech.kernel.domain.money import Money
 
 COLUMNS = (
@@ -86,7 +85,7 @@ def product_params(p: Product) -> dict[str, Any]:
 
 def build_search(tenant_id: UUID, q: ProductQuery) -> tuple[str, dict[str, Any]]:
     """The list query as SQL text and parameters (also used by the benchmark's ceiling)."""
-    clauses = ["tenant_id = %(t)s", "status = 'active'"]
+    clauses = ["status = 'active'"]
     params: dict[str, Any] = {"t": tenant_id, "limit": q.limit + 1}
     if q.text:
         clauses.append("search @@ websearch_to_tsquery('english', %(q)s)")
@@ -115,7 +114,10 @@ def build_search(tenant_id: UUID, q: ProductQuery) -> tuple[str, dict[str, Any]]
         clauses.append(keyset)
         params["k"], params["kid"] = q.after
     where = " AND ".join(clauses)
-    sql = f"SELECT {COLUMNS} FROM products WHERE {where} ORDER BY {order} LIMIT %(limit)s"
+    sql = (
+        f"SELECT {COLUMNS} FROM products WHERE tenant_id = %(t)s AND {where}"
+        f" ORDER BY {order} LIMIT %(limit)s"
+    )
     return sql, params
 
 
@@ -187,45 +189,15 @@ class SqlProductStore:
 
 class SqlCatalogUnitOfWork(SqlUnitOfWork):
     products: SqlProductStore
-    erp: JobErpOutbox | NoErpOutbox
+    erp: JobErpOutbox
 
     def __init__(
-        self, database: Database, tenant_id: UUID | None, queue: ProcrastinateQueue | None = None
+        self, database: Database, tenant_id: UUID | None, scheduling: JobScheduling
     ) -> None:
         super().__init__(database, tenant_id)
-        self._queue = queue
+        self._scheduling = scheduling
 
     def _bind(self, conn: Connection) -> None:
         assert self.tenant_id is not None
         self.products = SqlProductStore(conn, self.tenant_id)
-        self.erp = NoErpOutbox()
-        if self._queue is not None:
-            scheduler = SqlJobScheduler(conn, self.tenant_id, self._queue, datetime.now(UTC))
-            self.erp = JobErpOutbox(scheduler)
-
-
-def position_to_json(sort: ProductSort, position: tuple[object, UUID]) -> list[object]:
-    value, pid = position
-    if isinstance(value, datetime):
-        value = value.isoformat()
-    return [value, str(pid)]
-
-
-def position_from_json(sort: ProductSort, raw: list[object]) -> tuple[object, UUID]:
-    """Inverse of position_to_json; raises ValueError on anything that does not fit."""
-    if len(raw) != 2:
-        raise ValueError("bad position")
-    value, pid = raw
-    column = _SORTS[sort][2]
-    parsed: object
-    if column == "created_at":
-        parsed = datetime.fromisoformat(str(value))
-    elif column == "price_amount":
-        if type(value) is not int:
-            raise ValueError("bad price position")
-        parsed = value
-    else:
-        if not isinstance(value, str):
-            raise ValueError("bad name position")
-        parsed = value
-    return parsed, UUID(str(pid))
+        self.erp = JobErpOutbox(self._scheduling.in_transaction(conn, self.tenant_id))

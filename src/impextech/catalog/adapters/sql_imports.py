@@ -9,11 +9,11 @@ from psycopg.errors import UniqueViolation
 from psycopg.rows import tuple_row
 
 from impextech.catalog.adapters.sql import COLUMNS, product_from_row, product_params
+from impextech.catalog.domain.errors import SkuTaken
 from impextech.catalog.domain.model import Product
 from impextech.catalog.service.imports import ChangedProducts
 from impextech.jobs.api import JobKind, JobScheduler
 from impextech.kernel.db import Connection, Database, SqlUnitOfWork
-from impextech.kernel.domain.errors import SkuTaken
 
 _PLACEHOLDERS = ", ".join(f"%({c.strip()})s" for c in COLUMNS.split(","))
 _INSERT = f"INSERT INTO products ({COLUMNS}) VALUES ({_PLACEHOLDERS})"  # noqa: S608 (constants)

@@ -13,6 +13,9 @@ from impextech.kernel.domain.money import Money
 
 SKU_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 MAX_STOCK = 1_000_000_000
+MAX_NAME = 200
+MAX_DESCRIPTION = 10_000
+MAX_CATEGORY = 80
 
 
 class ProductStatus(enum.StrEnum):
@@ -44,20 +47,20 @@ def validate_stock(stock: int) -> int:
 
 
 def validate_name(name: str) -> str:
-    if not name or len(name) > 200:
-        raise _invalid("name", "1-200 characters")
+    if not name or len(name) > MAX_NAME:
+        raise _invalid("name", f"1-{MAX_NAME} characters")
     return name
 
 
 def validate_description(description: str) -> str:
-    if len(description) > 10_000:
-        raise _invalid("description", "at most 10000 characters")
+    if len(description) > MAX_DESCRIPTION:
+        raise _invalid("description", f"at most {MAX_DESCRIPTION} characters")
     return description
 
 
 def validate_category(category: str) -> str:
-    if not category or len(category) > 80:
-        raise _invalid("category", "1-80 characters")
+    if not category or len(category) > MAX_CATEGORY:
+        raise _invalid("category", f"1-{MAX_CATEGORY} characters")
     return category
 
 

@@ -6,6 +6,7 @@ from typing import Protocol
 from uuid import UUID
 
 from impextech.catalog.domain.model import Product, ProductSort
+from impextech.kernel.domain.principal import Role
 from impextech.kernel.domain.uow import UnitOfWork
 
 
@@ -54,3 +55,11 @@ class CatalogUnitOfWork(UnitOfWork, Protocol):
 
 class CatalogUnitOfWorkFactory(Protocol):
     def __call__(self, tenant_id: UUID) -> CatalogUnitOfWork: ...
+
+
+class Accounts(Protocol):
+    """Who a user is now, asked of the context that owns accounts (the catalog keeps none)."""
+
+    async def active_role(self, tenant_id: UUID, user_id: UUID) -> Role | None:
+        """The user's current role while their account is active in the tenant; else None."""
+        ...

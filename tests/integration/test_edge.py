@@ -14,7 +14,7 @@ import pytest
 from impextech.platform import database
 from impextech.platform.app import create_app
 from impextech.platform.settings import Settings
-from tests.conftest import make_settings
+from tests.conftest import METRICS_AUTH, METRICS_TOKEN, make_settings
 from tests.support.world import make_tenant
 
 pytestmark = pytest.mark.anyio
@@ -39,8 +39,11 @@ async def edge(
 
 
 def _ensure_acme(owner: str) -> None:
+    """An active acme, whatever an earlier test of the session left behind (even suspended)."""
     with psycopg.connect(owner) as conn:
-        found = conn.execute("SELECT 1 FROM tenants WHERE slug = 'acme'").fetchone()
+        found = conn.execute(
+            "UPDATE tenants SET status = 'active' WHERE slug = 'acme' RETURNING id"
+        ).fetchone()
     if found is None:
         make_tenant(owner, "acme")
 
@@ -274,7 +277,7 @@ async def test_metrics_count_requests_by_route_template(
     assert (await client.get("/healthz")).status_code == 200
     assert (await client.get("/no/such/route-xyz")).status_code == 404
 
-    response = await client.get("/metrics")
+    response = await client.get("/metrics", headers=METRICS_AUTH)
 
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
@@ -303,13 +306,39 @@ async def test_each_app_has_its_own_metrics_registry(
     other = create_app(settings, clean_db.app)
     transport = httpx.ASGITransport(app=other, client=("203.0.113.32", 4000))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as fresh:
-        text = (await fresh.get("/metrics")).text
+        text = (await fresh.get("/metrics", headers=METRICS_AUTH)).text
     await other.state.database.dispose()
     assert 'route="/healthz"' not in text
     assert (
         'impextech_http_requests_total{method="GET",route="/healthz",status="200"} 1.0'
-        in (await client.get("/metrics")).text
+        in (await client.get("/metrics", headers=METRICS_AUTH)).text
     )
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": "Bearer wrong-token-0123456789"}, {"Authorization": METRICS_TOKEN}],
+)
+async def test_metrics_answer_only_the_configured_bearer_token(
+    client: httpx.AsyncClient, headers: dict[str, str]
+) -> None:
+    response = await client.get("/metrics", headers=headers)
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "impextech_" not in response.text
+
+
+async def test_without_a_metrics_token_the_api_port_serves_no_metrics(
+    tmp_path: Path, clean_db: database.Conninfos
+) -> None:
+    app = create_app(make_settings(tmp_path, IMPEXTECH_METRICS_TOKEN=""), clean_db.app)
+    transport = httpx.ASGITransport(app=app, client=("203.0.113.33", 4000))
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            for headers in ({}, METRICS_AUTH, {"Authorization": "Bearer "}):
+                assert (await c.get("/metrics", headers=headers)).status_code == 404
+    finally:
+        await app.state.database.dispose()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -367,7 +396,7 @@ async def test_openapi_documents_the_body_limits_on_every_body(edge: httpx.Async
     with_body = [
         (path, method, op) for path, method, op in _operations(spec) if "requestBody" in op
     ]
-    assert len(with_body) == 9
+    assert len(with_body) == 11
     for path, method, operation in with_body:
         media = "text/csv" if path == "/api/v1/products/imports" else "application/json"
         assert list(operation["requestBody"]["content"]) == [media], (method, path)

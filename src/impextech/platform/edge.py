@@ -6,14 +6,18 @@ import re
 import time
 import uuid
 from collections.abc import MutableMapping
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
+from fastapi import FastAPI
+from fastapi.routing import iter_route_contexts
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from impextech.kernel.web import problem_response
@@ -211,3 +215,61 @@ class ProblemCORSMiddleware(CORSMiddleware):
             if key.lower() not in ("content-type", "content-length"):
                 problem.headers[key] = value
         return problem
+
+
+@dataclass(frozen=True, slots=True)
+class _Served:
+    path: re.Pattern[str]
+    parameters: int
+    methods: frozenset[str]
+
+
+class MethodRouting:
+    """Answers 405 for a path no route serves with the request's method, naming every method
+    that is served there.
+
+    Routing alone tries routes in order and takes the first whose path and method both match:
+    ``GET /api/v1/products/imports`` (served for POST only) fell through to
+    ``GET /api/v1/products/{product_id}``, and a 405 named the methods of the first route
+    whose path matched rather than all of them. Here the routes that serve a path are the most
+    specific ones matching it (the fewest path parameters), across every router included.
+    """
+
+    def __init__(self, app: ASGIApp, routes_of: FastAPI) -> None:
+        self.app = app
+        self.routes_of = routes_of
+        self._served: list[_Served] | None = None
+
+    def _table(self) -> list[_Served]:
+        # Built at the first request: every router is included by then.
+        if self._served is None:
+            table = []
+            for context in iter_route_contexts(self.routes_of.routes):
+                if context.methods and context.path:
+                    regex, _, convertors = compile_path(context.path)
+                    table.append(_Served(regex, len(convertors), frozenset(context.methods)))
+            self._served = table
+        return self._served
+
+    def allowed(self, path: str) -> frozenset[str] | None:
+        """The methods served at ``path``, or None when no route with methods matches it."""
+        matching = [s for s in self._table() if s.path.match(path)]
+        if not matching:
+            return None
+        fewest = min(s.parameters for s in matching)
+        return frozenset().union(*(s.methods for s in matching if s.parameters == fewest))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            root: str = scope.get("root_path", "")
+            path: str = scope["path"]
+            allowed = self.allowed(path.removeprefix(root) if root else path)
+            if allowed is not None and scope["method"] not in allowed:
+                raise HTTPException(405, headers={"Allow": ", ".join(sorted(allowed))})
+        await self.app(scope, receive, send)
+
+
+def install_method_routing(app: FastAPI) -> None:
+    """Put ``MethodRouting`` in front of the app's router, inside its exception handlers (so a
+    405 is the same problem+json as any other)."""
+    app.router.middleware_stack = MethodRouting(app.router.middleware_stack, app)

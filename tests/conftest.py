@@ -16,6 +16,8 @@ from tests.support.pg import APP_ROLE, assert_no_postmaster, test_database, trun
 from tests.support.world import Tenant, login, make_tenant
 
 TEST_SECRET = "test-secret-key-that-is-long-enough-for-hs256"
+METRICS_TOKEN = "test-metrics-token-0123456789"
+METRICS_AUTH = {"Authorization": f"Bearer {METRICS_TOKEN}"}
 
 
 @pytest.fixture(scope="session")
@@ -50,10 +52,16 @@ def make_settings(tmp_path: Path, **overrides: str) -> Settings:
     env = {
         "IMPEXTECH_DATA_DIR": str(tmp_path),
         "IMPEXTECH_SECRET_KEY": TEST_SECRET,
-        "IMPEXTECH_AUTH_RATE_LIMIT": "1000/900",
+        "IMPEXTECH_SIGN_IN_FAILURES_PER_ACCOUNT": "1000/900",
+        "IMPEXTECH_SIGN_IN_FAILURES_PER_ADDRESS": "1000/900",
+        "IMPEXTECH_SIGN_IN_FAILURES_PER_DEVICE": "1000/900",
+        "IMPEXTECH_SIGN_IN_BACKOFF_AFTER": "1000",
+        "IMPEXTECH_SIGN_UPS_PER_ADDRESS": "1000/3600",
+        "IMPEXTECH_PASSWORD_CHANGE_FAILURES": "1000/900",
         "IMPEXTECH_LOG_FORMAT": "json",
         "IMPEXTECH_LOG_LEVEL": "warning",
         "IMPEXTECH_APP_DB_ROLE": APP_ROLE,
+        "IMPEXTECH_METRICS_TOKEN": METRICS_TOKEN,
         **overrides,
     }
     return Settings.from_env(env)

@@ -29,10 +29,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from impextech.catalog.adapters.sql import build_search, position_to_json
-from impextech.catalog.domain.model import ProductSort
+from impextech.catalog.adapters.sql import build_search
 from impextech.catalog.service.ports import ProductQuery
 from impextech.kernel.cursors import CursorCodec
+from impextech.kernel.pagination import position_to_json
 
 LIMIT = 20
 SET_TENANT = "SELECT set_config('app.tenant_id', %s, true)"
@@ -110,7 +110,7 @@ def create_app(conninfo: str, pool_size: int, secret: bytes) -> Starlette:
         next_cursor = None
         if len(rows) > LIMIT:
             last = items[-1]
-            position = position_to_json(ProductSort.NEWEST, (last[12], last[0]))
+            position = position_to_json((last[12], last[0]))
             next_cursor = cursors.encode(tenant_id, shape, position)
         body = json.dumps({"items": [_row_json(r) for r in items], "next_cursor": next_cursor})
         return Response(body.encode(), media_type="application/json")

@@ -174,7 +174,12 @@ def app_env(data_dir: Path, port: int, log_level: str) -> dict[str, str]:
         IMPEXTECH_HOST=HOST,
         IMPEXTECH_LOG_LEVEL=log_level,
         IMPEXTECH_LOG_FORMAT="json",
-        IMPEXTECH_AUTH_RATE_LIMIT="1000000/900",
+        IMPEXTECH_SIGN_IN_FAILURES_PER_ACCOUNT="1000000/900",
+        IMPEXTECH_SIGN_IN_FAILURES_PER_ADDRESS="1000000/900",
+        IMPEXTECH_SIGN_IN_FAILURES_PER_DEVICE="1000000/900",
+        IMPEXTECH_SIGN_IN_BACKOFF_AFTER="1000",
+        IMPEXTECH_SIGN_UPS_PER_ADDRESS="1000000/3600",
+        IMPEXTECH_PASSWORD_CHANGE_FAILURES="1000000/900",  # noqa: S106 (a rate, not a password)
     )
     return env
 
@@ -490,7 +495,7 @@ def run(plan: Plan) -> dict[str, Any]:
         conninfo = f"host={data_dir / 'pg'} dbname=impextech user=impextech_app"
         ceiling_argv = [sys.executable, str(HERE / "ceiling.py"), "--conninfo", conninfo]
         # The ceiling gets as many connections as the app's pool may hold (the same setting).
-        pool_size = Settings.from_env(app_env(data_dir, app_port, "warning")).db_pool_size
+        pool_size = Settings.from_env(app_env(data_dir, app_port, "warning")).platform.db_pool_size
         results["pool_size"] = pool_size
         ceiling_argv += ["--port", str(ceiling_port), "--pool-size", str(pool_size)]
         ceiling_argv += ["--secret-file", str(data_dir / "secret-key")]

@@ -266,7 +266,7 @@ def run(plan: Plan) -> dict[str, Any]:
         c.servers.start("erp", argv, c.env(), erp_log)
         wait_http(f"{erp}/healthz", 30, c.servers.procs["erp"], erp_log)
         env = c.env(IMPEXTECH_ERP_URL=erp, IMPEXTECH_ERP_TIMEOUT=f"{ERP_TIMEOUT:g}")
-        results["pool_size"] = c.settings().db_pool_size
+        results["pool_size"] = c.settings().platform.db_pool_size
         # The queued phase first: the inline phase's creates also queue pushes, which must not
         # reach the ERP through the queued phase's workers.
         results["queued"] = queued_phase(c, plan, env, erp)

@@ -23,7 +23,8 @@ from fastapi.responses import JSONResponse
 
 from impextech.catalog.adapters.http import ProductIn, catalog_web
 from impextech.catalog.service.products import NewProduct
-from impextech.identity.api import CurrentPrincipal
+from impextech.catalog.settings import CatalogSettings
+from impextech.kernel.callers import CurrentPrincipal
 from impextech.platform import database as db
 from impextech.platform.app import create_app
 from impextech.platform.logs import configure_logging
@@ -35,10 +36,11 @@ GATEWAY_CONNECT_SECONDS = 3.0  # erp_http.MAX_CONNECT_SECONDS
 
 def build(settings: Settings, app_conninfo: str) -> tuple[FastAPI, Counter[str]]:
     app = create_app(settings, app_conninfo)
-    if not settings.erp_url:
+    erp = settings.section(CatalogSettings)
+    if not erp.erp_url:
         raise SystemExit("slow_server: IMPEXTECH_ERP_URL must name the sandbox ERP")
-    base = settings.erp_url.rstrip("/")
-    timeout = settings.erp_timeout
+    base = erp.erp_url.rstrip("/")
+    timeout = erp.erp_timeout
     client = httpx.AsyncClient(
         timeout=httpx.Timeout(
             connect=min(timeout, GATEWAY_CONNECT_SECONDS), read=timeout, write=timeout, pool=timeout
@@ -90,7 +92,7 @@ def main() -> None:
     ap.add_argument("--port", type=int, required=True)
     args = ap.parse_args()
     settings = Settings.from_env()
-    configure_logging(settings.log_format, settings.log_level)
+    configure_logging(settings.platform.log_format, settings.platform.log_level)
     infos = db.require_current(settings)
     app, _ = build(settings, infos.app)
     # The same server settings as `impextech serve` (platform.cli._serve): one process.

@@ -37,9 +37,10 @@ from uuid import UUID
 
 from jobbench import BIN, HERE, Cluster, cluster, log, percentiles_ms
 
-from impextech.jobs.api import SqlJobScheduler
+from impextech.jobs.adapters.queue import ProcrastinateQueue
+from impextech.jobs.api import NOOP, JobScheduling
 from impextech.kernel.db import Database
-from impextech.platform.jobs import NOOP, make_queue
+from impextech.kernel.domain.clock import SystemClock
 
 REDIS_URL = "redis://127.0.0.1:6379/13"
 
@@ -72,14 +73,13 @@ QUICK = Plan(jobs=2_000, batch=500, rate=50, seconds=5, drain_timeout=60,
 
 async def enqueue_backlog(c: Cluster, tenant_id: UUID, n: int, batch: int) -> float:
     """N no-op jobs in transactions of ``batch``; the seconds it took."""
-    settings = c.settings()
     database = Database.connect(c.app, size=2)
-    queue = make_queue(settings, c.app)
+    scheduling = JobScheduling(ProcrastinateQueue(c.app, [NOOP]), SystemClock())
     began = time.perf_counter()
     try:
         for first in range(0, n, batch):
             async with database.transaction(tenant_id) as conn:
-                scheduler = SqlJobScheduler(conn, tenant_id, queue, datetime.now(UTC))
+                scheduler = scheduling.in_transaction(conn, tenant_id)
                 for _ in range(min(batch, n - first)):
                     await scheduler.enqueue(NOOP, {})
     finally:
@@ -91,16 +91,15 @@ async def enqueue_steady(
     c: Cluster, tenant_id: UUID, rate: float, seconds: float
 ) -> dict[str, Any]:
     """One job per transaction, job i due at start + i / rate (open loop); how late we were."""
-    settings = c.settings()
     database = Database.connect(c.app, size=10)
-    queue = make_queue(settings, c.app)
+    scheduling = JobScheduling(ProcrastinateQueue(c.app, [NOOP]), SystemClock())
     total = int(rate * seconds)
     lateness: list[float] = []
 
     async def one(due: float) -> None:
         lateness.append(time.perf_counter() - due)
         async with database.transaction(tenant_id) as conn:
-            await SqlJobScheduler(conn, tenant_id, queue, datetime.now(UTC)).enqueue(NOOP, {})
+            await scheduling.in_transaction(conn, tenant_id).enqueue(NOOP, {})
 
     try:
         start = time.perf_counter() + 0.05
@@ -454,7 +453,7 @@ def run(plan: Plan, work: Path | None = None) -> dict[str, Any]:
     peer = CeleryPeer(work, BIN / "uv")
     results["celery_versions"] = peer.install()
     with cluster() as c:
-        results["pool_size"] = c.settings().db_pool_size
+        results["pool_size"] = c.settings().platform.db_pool_size
         for config in plan.ours:
             results["ours_drain"].append(ours_drain(c, plan, *config))
         for config in plan.analyzed:

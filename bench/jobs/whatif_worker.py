@@ -16,10 +16,11 @@ import argparse
 import asyncio
 import dataclasses
 
-from prometheus_client import CollectorRegistry
-
+from impextech.jobs.api import worker_process
+from impextech.jobs.settings import JobsSettings
+from impextech.kernel.contexts import Process
 from impextech.platform import database as db
-from impextech.platform.jobs import make_worker
+from impextech.platform.assembly import assemble
 from impextech.platform.logs import configure_logging
 from impextech.platform.settings import Settings
 
@@ -31,20 +32,22 @@ def main() -> None:
     if not 1 <= args.loops <= 64:
         ap.error("--loops must be 1..64")
     settings = Settings.from_env()
-    configure_logging(settings.log_format, settings.log_level)
+    configure_logging(settings.platform.log_format, settings.platform.log_level)
     infos = db.require_current(settings)
     split = tuple(
-        (queue, max(1, slots // args.loops)) for queue, slots in settings.worker_queues
+        (queue, max(1, slots // args.loops))
+        for queue, slots in settings.section(JobsSettings).worker_queues
         for _ in range(args.loops)
     )  # fmt: skip
-    settings = dataclasses.replace(settings, worker_queues=split)
+    jobs = dataclasses.replace(settings.section(JobsSettings), worker_queues=split)
+    settings = settings.with_section(jobs)
 
     async def run() -> None:
-        process, database = make_worker(settings, infos.app, CollectorRegistry())
+        assembly = assemble(Process.WORKER, settings, infos.app)
         try:
-            await process.run()
+            await worker_process(assembly).run()
         finally:
-            await database.dispose()
+            await assembly.close()
 
     asyncio.run(run())
 

@@ -96,7 +96,12 @@ def server(
         e2e_dir / "data",
         IMPEXTECH_LOG_FORMAT="json",
         IMPEXTECH_LOG_LEVEL="info",
-        IMPEXTECH_AUTH_RATE_LIMIT="1000/900",
+        IMPEXTECH_SIGN_IN_FAILURES_PER_ACCOUNT="1000/900",
+        IMPEXTECH_SIGN_IN_FAILURES_PER_ADDRESS="1000/900",
+        IMPEXTECH_SIGN_IN_FAILURES_PER_DEVICE="1000/900",
+        IMPEXTECH_SIGN_IN_BACKOFF_AFTER="1000",
+        IMPEXTECH_SIGN_UPS_PER_ADDRESS="1000/3600",
+        IMPEXTECH_PASSWORD_CHANGE_FAILURES="1000/900",
     )
     with stderr_path.open("wb") as stderr, stdout_path.open("wb") as stdout:
         process = subprocess.Popen(

@@ -25,7 +25,7 @@ def test_multi_host_urls_keep_every_host_and_swap_only_the_credentials(
     tmp_path: Path, owner: str
 ) -> None:
     settings = _settings(tmp_path, IMPEXTECH_APP_DB_PASSWORD="app-secret")
-    app = conninfo_to_dict(app_conninfo_from_owner(owner, settings))
+    app = conninfo_to_dict(app_conninfo_from_owner(owner, settings.platform))
     assert app == {
         "host": "db1,db2",
         "port": "5432,5433",

@@ -7,10 +7,13 @@ from pathlib import Path
 import jwt
 import pytest
 
+from impextech.catalog.settings import CatalogSettings
 from impextech.identity.adapters.jwt_tokens import JwtAccessTokenCodec
-from impextech.kernel.domain.errors import InvalidToken
+from impextech.identity.domain.errors import InvalidToken
+from impextech.identity.settings import IdentitySettings
+from impextech.jobs.settings import JobsSettings
 from impextech.kernel.domain.principal import Role
-from impextech.platform.settings import SETTINGS, Settings, SettingsError
+from impextech.platform.settings import Settings, SettingsError, all_settings
 
 SECRET = b"s" * 64
 
@@ -78,10 +81,19 @@ def test_forged_or_broken_tokens_are_refused(token: str) -> None:
 def test_settings_defaults(tmp_path: Path) -> None:
     settings = Settings.from_env({"IMPEXTECH_DATA_DIR": str(tmp_path)})
     assert settings.embedded
-    assert settings.auth_rate_limit == (10, 900)
-    assert settings.access_token_seconds == 900
-    assert settings.max_body_bytes == 1048576
-    assert settings.base_domains == ("localhost",)
+    identity = settings.section(IdentitySettings)
+    assert identity.sign_in_failures_per_account == (10, 900)
+    assert identity.sign_in_failures_per_address == (100, 900)
+    assert identity.access_token_seconds == 900
+    assert identity.base_domains == ("localhost",)
+    assert settings.platform.max_body_bytes == 1048576
+    assert settings.platform.metrics_token is None
+    assert settings.section(JobsSettings).worker_queues == (
+        ("urgent", 4),
+        ("default", 4),
+        ("bulk", 2),
+    )
+    assert settings.section(CatalogSettings).erp_url is None
     secret = (tmp_path / "secret-key").read_text().strip().encode()
     assert settings.secret_key == secret
     assert len(secret) >= 32
@@ -94,7 +106,7 @@ def test_settings_defaults(tmp_path: Path) -> None:
     [
         ("IMPEXTECH_PORT", "eighty", "must be an integer"),
         ("IMPEXTECH_PORT", "70000", "between 0 and 65535"),
-        ("IMPEXTECH_AUTH_RATE_LIMIT", "ten", "must look like 10/900"),
+        ("IMPEXTECH_SIGN_IN_FAILURES_PER_ACCOUNT", "ten", "must look like 10/900"),
         ("IMPEXTECH_ACCESS_TOKEN_SECONDS", "3600", "between 1 and 900"),
         ("IMPEXTECH_SECRET_KEY", "short", "at least 32 bytes"),
         ("IMPEXTECH_APP_DB_ROLE", "app; drop table", "not a plain role name"),
@@ -110,5 +122,5 @@ def test_bad_settings_fail_with_one_clear_message(
 
 def test_readme_documents_every_setting() -> None:
     readme = (Path(__file__).parents[2] / "README.md").read_text()
-    missing = [s.env for s in SETTINGS if f"`{s.env}`" not in readme]
+    missing = [s.env for s in all_settings() if f"`{s.env}`" not in readme]
     assert missing == []

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
 from importlib import resources
 from typing import Any
 
@@ -19,30 +19,19 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from impextech.catalog.adapters.http import CatalogWeb
-from impextech.catalog.adapters.http import router as products_router
-from impextech.catalog.adapters.sql import SqlCatalogUnitOfWork
-from impextech.catalog.api import ImportsWeb, imports_router, product_imports
-from impextech.catalog.service.products import CatalogService
-from impextech.identity.adapters.argon2_hasher import Argon2PasswordHasher
-from impextech.identity.adapters.http import auth as auth_router
-from impextech.identity.adapters.http import users as users_router
-from impextech.identity.adapters.jwt_tokens import JwtAccessTokenCodec
-from impextech.identity.adapters.sql import SqlIdentityUnitOfWork, SqlTenantStore
-from impextech.identity.adapters.web_context import IdentityWeb
-from impextech.identity.service.auth import AuthPolicy, AuthService, RateLimit
-from impextech.identity.service.tenants import TenantDirectory
-from impextech.identity.service.users import UserService
-from impextech.jobs.api import JobsService, JobsWeb, QueueGauges, SqlJobsUnitOfWork, jobs_router
-from impextech.kernel.cursors import CursorCodec
-from impextech.kernel.db import Database
-from impextech.kernel.domain.clock import SystemClock
-from impextech.kernel.domain.errors import ImpextechError
+from impextech.kernel.contexts import Assembly, Process
+from impextech.kernel.domain.errors import ImpextechError, NotFound
 from impextech.kernel.web import error_response, problem_response, problem_responses
-from impextech.platform.console import router as console_router
+from impextech.platform.assembly import assemble
+from impextech.platform.console import console_router
 from impextech.platform.database import head_revision
-from impextech.platform.edge import BodyGuard, HttpMetrics, ProblemCORSMiddleware, RequestObserver
-from impextech.platform.jobs import make_queue
+from impextech.platform.edge import (
+    BodyGuard,
+    HttpMetrics,
+    ProblemCORSMiddleware,
+    RequestObserver,
+    install_method_routing,
+)
 from impextech.platform.settings import Settings
 
 log = structlog.get_logger("impextech.app")
@@ -146,30 +135,19 @@ def install_docs(app: FastAPI) -> None:
 
 
 def create_app(settings: Settings, app_conninfo: str) -> FastAPI:
-    """Wire every context over one engine; nothing connects until the first request."""
-    database = Database.connect(app_conninfo, size=settings.db_pool_size)
-    clock = SystemClock()
-    cursors = CursorCodec(settings.secret_key)
-    limit, window = settings.auth_rate_limit
-    hasher = Argon2PasswordHasher(settings.hash_concurrency)
-    auth = AuthService(
-        uow=lambda tenant_id: SqlIdentityUnitOfWork(database, tenant_id),
-        hasher=hasher,
-        tokens=JwtAccessTokenCodec(settings.secret_key, settings.access_token_seconds),
-        clock=clock,
-        policy=AuthPolicy(
-            refresh_lifetime=timedelta(days=settings.refresh_token_days),
-            per_address=RateLimit(limit, window),
-            per_account=RateLimit(limit, window),
-        ),
-    )
+    """Every context's web parts over one database handle; nothing connects until first use."""
+    return web_app(settings, assemble(Process.WEB, settings, app_conninfo))
+
+
+def web_app(settings: Settings, assembly: Assembly) -> FastAPI:
+    """The ASGI application serving an assembled WEB process."""
+    database = assembly.database
     expected_revision = head_revision()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
-        await database.dispose()
-        hasher.close()
+        await assembly.close()
 
     app = FastAPI(
         docs_url=None,
@@ -183,35 +161,18 @@ def create_app(settings: Settings, app_conninfo: str) -> FastAPI:
         ),
         lifespan=lifespan,
     )
-    app.state.identity = IdentityWeb(
-        auth=auth,
-        users=UserService(lambda tenant_id: SqlIdentityUnitOfWork(database, tenant_id), clock),
-        tenants=TenantDirectory(SqlTenantStore(database)),
-        cursors=cursors,
-        base_domains=settings.base_domains,
-    )
-    queue = make_queue(settings, app_conninfo)
-    app.state.catalog = CatalogWeb(
-        CatalogService(lambda tenant_id: SqlCatalogUnitOfWork(database, tenant_id, queue), clock),
-        cursors,
-    )
-    app.state.catalog_imports = ImportsWeb(product_imports(database, queue, clock))
-    app.state.jobs = JobsWeb(
-        JobsService(lambda tenant_id: SqlJobsUnitOfWork(database, tenant_id, queue), clock),
-        cursors,
-    )
-    app.state.job_queue = queue
+    for name, value in assembly.state.items():
+        setattr(app.state, name, value)
+    app.state.assembly = assembly
     app.state.database = database
     registry = CollectorRegistry()
     app.state.metrics_registry = registry
-    queue_gauges = QueueGauges(database, registry, queue.queue_names)
+    for collector in assembly.collectors:
+        registry.register(collector)
     install_problem_handlers(app)
-    app.include_router(auth_router)
-    app.include_router(users_router)
-    app.include_router(imports_router)
-    app.include_router(products_router)
-    app.include_router(jobs_router)
-    app.include_router(console_router)
+    for router in assembly.routers:
+        app.include_router(router)
+    app.include_router(console_router(assembly.console_pages))
 
     @app.get(
         "/healthz",
@@ -247,31 +208,36 @@ def create_app(settings: Settings, app_conninfo: str) -> FastAPI:
             )  # fmt: skip
         return JSONResponse({"status": "ready", "schema": current})
 
+    metrics_token = settings.platform.metrics_token
+
     @app.get(
         "/metrics",
         tags=["operations"],
-        summary="Prometheus metrics",
+        summary="Prometheus metrics (with IMPEXTECH_METRICS_TOKEN as a bearer token)",
         response_class=Response,
-        responses=problem_responses(inputs=False),
+        responses=problem_responses(404, inputs=False),
     )
-    async def metrics() -> Response:
-        try:
-            with anyio.fail_after(2):
-                await queue_gauges.refresh()
-        except Exception as exc:  # the HTTP metrics still help when the database does not
-            log.warning("job gauges not refreshed", error=str(exc))
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    async def metrics(request: Request) -> Response:
+        # Not public: without the configured token this path does not exist (404, as for any
+        # unknown path), so the API's port reveals nothing about the platform's internals.
+        presented = request.headers.get("authorization", "")
+        if not metrics_token or not hmac.compare_digest(
+            presented.encode(), f"Bearer {metrics_token}".encode()
+        ):
+            raise NotFound()
+        return await render_metrics(assembly, registry)
 
     install_docs(app)
+    install_method_routing(app)
     app.add_middleware(
         BodyGuard,
-        max_body_bytes=settings.max_body_bytes,
-        exempt_prefixes=("/api/v1/products/imports",),  # a CSV body; the route checks its type
+        max_body_bytes=settings.platform.max_body_bytes,
+        exempt_prefixes=tuple(rule.prefix for rule in assembly.raw_bodies),
     )
-    if settings.cors_origins:
+    if settings.platform.cors_origins:
         app.add_middleware(
             ProblemCORSMiddleware,
-            allow_origins=list(settings.cors_origins),
+            allow_origins=list(settings.platform.cors_origins),
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "If-Match", "X-Tenant", "X-Request-ID"],
             expose_headers=["ETag", "Location", "Retry-After", "X-Request-ID"],
@@ -279,3 +245,15 @@ def create_app(settings: Settings, app_conninfo: str) -> FastAPI:
         )
     app.add_middleware(RequestObserver, metrics=HttpMetrics(registry))
     return app
+
+
+async def render_metrics(assembly: Assembly, registry: CollectorRegistry) -> Response:
+    """The registry in Prometheus' text format, after the collectors that read the database
+    have refreshed (a database that does not answer leaves them stale, not the scrape failed)."""
+    try:
+        with anyio.fail_after(2):
+            for refresh in assembly.scrape_hooks:
+                await refresh()
+    except Exception as exc:
+        log.warning("metrics not refreshed", error=str(exc))
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

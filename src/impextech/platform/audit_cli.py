@@ -27,7 +27,7 @@ def app_role_of(app_conninfo: str, settings: Settings) -> str:
         raise db.DatabaseSetupError(
             f"IMPEXTECH_APP_DATABASE_URL is not a valid connection string: {first}"
         ) from None
-    return str(user) if user else settings.app_db_role
+    return str(user) if user else settings.platform.app_db_role
 
 
 def render(report: AuditReport) -> Table:
@@ -56,7 +56,7 @@ def tenancy() -> None:
     from impextech.platform.logs import configure_logging
 
     settings = Settings.from_env()
-    configure_logging(settings.log_format, settings.log_level)
+    configure_logging(settings.platform.log_format, settings.platform.log_level)
     logging.getLogger("alembic").setLevel(logging.WARNING)
     infos = db.resolve(settings)
     role = app_role_of(infos.app, settings)

@@ -1,29 +1,33 @@
-"""The `impextech` command line. Errors are one clear line on stderr and a non-zero exit."""
+"""The `impextech` command line. Errors are one clear line on stderr and a non-zero exit.
+
+The platform's own commands (the database, the web server, the demo, the audit) are here; each
+context adds its command group through its ``Context.commands``, handed a ``CommandHost`` that
+loads the settings and assembles the platform for it.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
-import getpass
 import logging
+import secrets
 import sys
-import uuid
-from collections.abc import Callable, Coroutine
-from typing import Annotated, Any, TypeVar
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from functools import cache
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from impextech.kernel.contexts import Assembly, Process
 from impextech.kernel.db import Database
 from impextech.kernel.domain.errors import ImpextechError
-from impextech.platform import audit_cli, jobs_cli
+from impextech.platform import audit_cli
 from impextech.platform import database as db
+from impextech.platform.contexts import CONTEXTS
 from impextech.platform.settings import Settings, SettingsError
-from impextech.sandbox import cli as sandbox_cli
-
-T = TypeVar("T")
 
 app = typer.Typer(
     name="impextech",
@@ -33,38 +37,72 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 db_app = typer.Typer(help="Database schema commands.", no_args_is_help=True)
-tenants_app = typer.Typer(help="Marketplace (tenant) registry.", no_args_is_help=True)
-users_app = typer.Typer(help="User administration.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
-app.add_typer(tenants_app, name="tenants")
-app.add_typer(users_app, name="users")
 
 out = Console()
+
+# A command's pool: one connection at a time is all a command uses, and a second for safety.
+_COMMAND_POOL = 2
 
 
 class CliError(Exception):
     """A one-line failure message for the operator."""
 
 
-def _settings() -> Settings:
+@cache
+def load_settings() -> Settings:
     from impextech.platform.logs import configure_logging
 
     settings = Settings.from_env()
-    configure_logging(settings.log_format, settings.log_level)
+    configure_logging(settings.platform.log_format, settings.platform.log_level)
     # Commands print their own one-line summaries; alembic's chatter would bury them.
     logging.getLogger("alembic").setLevel(logging.WARNING)
     return settings
 
 
-def _run(coro_fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    return asyncio.run(coro_fn())
+class Host:
+    """What a context's commands get from the platform (``CommandHost``)."""
+
+    console = out
+
+    def fail(self, message: str) -> Exception:
+        return CliError(message)
+
+    def settings(self) -> Settings:
+        return load_settings()
+
+    @cache  # noqa: B019  (one host per process; the cluster is started and checked once)
+    def conninfos(self) -> db.Conninfos:
+        return db.require_current(self.settings())
+
+    @contextlib.asynccontextmanager
+    async def assembled(self, process: Process = Process.COMMAND) -> AsyncIterator[Assembly]:
+        from impextech.platform.assembly import assemble
+
+        settings = self.settings()
+        size = None if process is Process.WORKER else _COMMAND_POOL
+        assembly = assemble(process, settings, self.conninfos().app, pool_size=size)
+        try:
+            yield assembly
+        finally:
+            await assembly.close()
+
+    @contextlib.asynccontextmanager
+    async def owner_database(self) -> AsyncIterator[Database]:
+        database = Database.connect(self.conninfos().owner, size=1)
+        try:
+            yield database
+        finally:
+            await database.dispose()
+
+
+host = Host()
 
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply every pending migration (as the schema owner) and make sure of the app role."""
-    settings = _settings()
-    infos = db.prepare(settings)
+    infos = db.prepare(load_settings())
     out.print(f"schema at revision [bold]{db.current_revision(infos.owner)}[/bold]")
 
 
@@ -73,123 +111,17 @@ def db_downgrade(
     revision: Annotated[str, typer.Argument(help="Target revision, e.g. base or -1")],
 ) -> None:
     """Revert migrations down to REVISION."""
-    settings = _settings()
+    settings = load_settings()
     infos = db.resolve(settings)
-    db.downgrade(infos.owner, settings.app_db_role, revision)
+    db.downgrade(infos.owner, settings.platform.app_db_role, revision)
     out.print(f"schema at revision {db.current_revision(infos.owner)}")
 
 
 @db_app.command("current")
 def db_current() -> None:
     """Print the schema's current revision and the newest one this code knows."""
-    settings = _settings()
-    infos = db.resolve(settings)
+    infos = db.resolve(load_settings())
     out.print(f"current: {db.current_revision(infos.owner)}  head: {db.head_revision()}")
-
-
-@tenants_app.command("create")
-def tenants_create(
-    slug: Annotated[str, typer.Argument(help="Lowercase id used in X-Tenant and subdomains")],
-    name: Annotated[str, typer.Option("--name", help="Display name")],
-) -> None:
-    """Create a marketplace."""
-    from impextech.identity.adapters.sql import SqlTenantStore
-    from impextech.identity.domain.model import validate_slug
-    from impextech.identity.service.tenants import TenantAdmin
-    from impextech.kernel.domain.clock import SystemClock
-
-    validate_slug(slug)
-    settings = _settings()
-    infos = db.require_current(settings)
-
-    async def create() -> None:
-        owner = Database.connect(infos.owner, size=1)
-        try:
-            tenant = await TenantAdmin(SqlTenantStore(owner), SystemClock()).create(slug, name)
-        finally:
-            await owner.dispose()
-        out.print(f"created tenant [bold]{tenant.slug}[/bold] ({tenant.id})")
-
-    _run(create)
-
-
-@tenants_app.command("list")
-def tenants_list() -> None:
-    """List marketplaces."""
-    import psycopg
-
-    settings = _settings()
-    infos = db.require_current(settings)
-    with psycopg.connect(infos.owner) as conn:
-        rows = conn.execute("SELECT slug, name, status, id FROM tenants ORDER BY slug").fetchall()
-    table = Table("slug", "name", "status", "id")
-    for row in rows:
-        table.add_row(*(str(v) for v in row))
-    out.print(table)
-
-
-@users_app.command("create-admin")
-def users_create_admin(
-    tenant: Annotated[str, typer.Option("--tenant", help="The marketplace's slug")],
-    email: Annotated[str, typer.Option("--email")],
-    name: Annotated[str, typer.Option("--name", help="Display name")] = "Admin",
-    password_stdin: Annotated[
-        bool, typer.Option("--password-stdin", help="Read the password from standard input")
-    ] = False,
-) -> None:
-    """Create an admin account in a marketplace (asks for the password)."""
-    from email_validator import EmailNotValidError, validate_email
-
-    from impextech.identity.adapters.argon2_hasher import Argon2PasswordHasher
-    from impextech.identity.adapters.sql import SqlIdentityUnitOfWork, SqlTenantStore
-    from impextech.identity.domain.model import User, UserStatus
-    from impextech.identity.domain.passwords import check_password
-    from impextech.kernel.domain.clock import SystemClock
-    from impextech.kernel.domain.errors import EmailTaken, UnknownTenant
-    from impextech.kernel.domain.principal import Role
-
-    try:
-        email = validate_email(email, check_deliverability=False).normalized
-    except EmailNotValidError as exc:
-        raise CliError(f"invalid email: {exc}") from None
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\n")
-    else:
-        password = getpass.getpass("Password: ")
-        if getpass.getpass("Again: ") != password:
-            raise CliError("the passwords differ")
-    check_password(password, email=email, display_name=name)
-    settings = _settings()
-    infos = db.require_current(settings)
-
-    async def create() -> None:
-        app_db = Database.connect(infos.app, size=1)
-        try:
-            found = await SqlTenantStore(app_db).get_by_slug(tenant)
-            if found is None:
-                raise UnknownTenant(f"no marketplace {tenant!r}")
-            now = SystemClock().now()
-            user = User(
-                id=uuid.uuid4(),
-                tenant_id=found.id,
-                email=email,
-                display_name=name,
-                role=Role.ADMIN,
-                status=UserStatus.ACTIVE,
-                password_hash=await Argon2PasswordHasher(1).hash(password),
-                created_at=now,
-                updated_at=now,
-            )
-            async with SqlIdentityUnitOfWork(app_db, found.id) as uow:
-                if await uow.users.email_exists(email):
-                    raise EmailTaken(f"{email} is already registered in {tenant}")
-                await uow.users.add(user)
-                await uow.commit()
-        finally:
-            await app_db.dispose()
-        out.print(f"created admin [bold]{email}[/bold] in {tenant} ({user.id})")
-
-    _run(create)
 
 
 def _serve(
@@ -198,8 +130,11 @@ def _serve(
     import uvicorn
 
     from impextech.platform.app import create_app
-    from impextech.platform.jobs import make_worker
+    from impextech.platform.embedded import exit_on_sigterm
 
+    # SIGTERM (systemd, Docker, CI) must end the process through its exit hooks, as Ctrl+C does:
+    # they stop the embedded cluster when this process started it.
+    exit_on_sigterm()
     web = create_app(settings, app_conninfo)
     config = uvicorn.Config(
         web,
@@ -216,27 +151,33 @@ def _serve(
         return
 
     async def both() -> None:
-        # One process for the demo: the worker shares the web app's metrics registry, and
+        from impextech.catalog.settings import CatalogSettings
+        from impextech.jobs.api import worker_process
+        from impextech.platform.assembly import assemble
+
+        # One process for the demo: the worker's counters join the web app's metrics, and
         # with no ERP configured the sandbox ERP plays the tenants' ERP on a free local port.
         async with contextlib.AsyncExitStack() as stack:
             worker_settings = settings
-            if settings.erp_url is None:
+            catalog = settings.section(CatalogSettings)
+            if catalog.erp_url is None:
                 from impextech.sandbox.erp import create_app as create_erp
                 from impextech.sandbox.server import serving
 
                 erp_url = await stack.enter_async_context(serving(create_erp()))
-                worker_settings = dataclasses.replace(settings, erp_url=erp_url)
+                worker_settings = settings.with_section(replace(catalog, erp_url=erp_url))
                 out.print(f"ERP:         the sandbox ERP at {erp_url} (see {erp_url}/_stats)")
-            worker, database = make_worker(
-                worker_settings, app_conninfo, web.state.metrics_registry, name="demo-worker"
-            )
+            assembly = assemble(Process.WORKER, worker_settings, app_conninfo)
+            worker = worker_process(assembly, name="demo-worker")
+            for collector in assembly.collectors:
+                web.state.metrics_registry.register(collector)
             running = asyncio.create_task(worker.run(install_signal_handlers=False))
             try:
                 await server.serve()
             finally:
                 worker.stop()
                 await running
-                await database.dispose()
+                await assembly.close()
 
     asyncio.run(both())
 
@@ -247,9 +188,13 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port [IMPEXTECH_PORT]")] = None,
 ) -> None:
     """Run the web server (migrations must be current: run `impextech db upgrade` first)."""
-    settings = _settings()
+    from impextech.platform.embedded import exit_on_sigterm
+
+    exit_on_sigterm()  # before the cluster starts, so a SIGTERM while starting stops it too
+    settings = load_settings()
     infos = db.require_current(settings)
-    _serve(settings, infos.app, host or settings.host, port if port is not None else settings.port)
+    platform = settings.platform
+    _serve(settings, infos.app, host or platform.host, port if port is not None else platform.port)
 
 
 @app.command("demo")
@@ -258,24 +203,33 @@ def demo(
     host: Annotated[str | None, typer.Option(help="Bind address [IMPEXTECH_HOST]")] = None,
 ) -> None:
     """Embedded database, migrations, demo data, the web server, a worker and a sandbox ERP."""
-    from impextech.platform.jobs import make_queue
+    from impextech.platform.embedded import exit_on_sigterm
     from impextech.platform.seed import DEMO_PASSWORD, demo_logins, seed_demo
 
-    settings = _settings()
+    exit_on_sigterm()  # before the cluster starts, so a SIGTERM while starting stops it too
+    settings = load_settings()
+    if settings.platform.metrics_token is None:
+        # The demo shows its metrics; a real deployment chooses its own token.
+        token = secrets.token_urlsafe(24)
+        settings = replace(settings, platform=replace(settings.platform, metrics_token=token))
+    metrics_token = settings.platform.metrics_token
     out.print("[dim]starting the database and applying migrations…[/dim]")
     infos = db.prepare(settings)
 
     async def seed() -> bool:
-        owner, app_db = Database.connect(infos.owner), Database.connect(infos.app)
-        try:
-            return await seed_demo(owner, app_db, make_queue(settings, infos.app))
-        finally:
-            await owner.dispose()
-            await app_db.dispose()
+        from impextech.platform.assembly import assemble
 
-    created = _run(seed)
-    bind_host = host or settings.host
-    bind_port = port if port is not None else settings.port
+        owner = Database.connect(infos.owner, size=1)
+        assembly = assemble(Process.COMMAND, settings, infos.app, pool_size=_COMMAND_POOL)
+        try:
+            return await seed_demo(owner, assembly)
+        finally:
+            await assembly.close()
+            await owner.dispose()
+
+    created = asyncio.run(seed())
+    bind_host = host or settings.platform.host
+    bind_port = port if port is not None else settings.platform.port
     base = (
         f"http://{'localhost' if bind_host in ('127.0.0.1', '0.0.0.0') else bind_host}:{bind_port}"  # noqa: S104
     )
@@ -286,22 +240,19 @@ def demo(
     out.print(table)
     out.print(f"API docs:    {base}/docs")
     out.print(f"Storefront:  curl -H 'X-Tenant: acme' {base}/api/v1/products")
-    out.print(f"Health:      {base}/healthz  {base}/readyz  {base}/metrics")
+    out.print(f"Health:      {base}/healthz  {base}/readyz")
+    out.print(f"Metrics:     curl -H 'Authorization: Bearer {metrics_token}' {base}/metrics")
     out.print(f"Jobs:        a worker runs in this process ({base}/console/jobs)")
+    outbox = settings.data_dir / "outbox"
+    out.print(f"E-mail:      written to {outbox} (password-reset links)")
     out.print("Press Ctrl+C to stop.")
     _serve(settings, infos.app, bind_host, bind_port, with_worker=True)
 
 
-def _register_vet() -> None:
-    from impextech.vet.cli import register
-
-    register(app)
-
-
-_register_vet()
-jobs_cli.register(app)
 audit_cli.register(app)
-sandbox_cli.register(app)
+for _context in CONTEXTS:
+    if _context.commands is not None:
+        _context.commands(app, host)
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ and has neither superuser nor BYPASSRLS, so row-level security always applies to
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -20,7 +21,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from impextech.platform import embedded
-from impextech.platform.settings import Settings
+from impextech.platform.settings import PlatformSettings, Settings
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ def bootstrap_embedded(superuser: str, app_role: str) -> Conninfos:
     return Conninfos(owner=owner, app=app)
 
 
-def app_conninfo_from_owner(owner: str, settings: Settings) -> str:
+def app_conninfo_from_owner(owner: str, settings: PlatformSettings) -> str:
     params = {k: v for k, v in conninfo_to_dict(owner).items() if k != "password"}
     params["user"] = settings.app_db_role
     if settings.app_db_password:
@@ -91,20 +92,21 @@ def app_conninfo_from_owner(owner: str, settings: Settings) -> str:
 
 def resolve(settings: Settings) -> Conninfos:
     """The owner and app connections for these settings, starting the embedded cluster if needed."""
-    if settings.database_url is None:
-        infos = bootstrap_embedded(start_embedded(settings.data_dir), settings.app_db_role)
-        if settings.app_database_url:
-            return Conninfos(infos.owner, settings.app_database_url)
+    platform = settings.platform
+    if platform.database_url is None:
+        infos = bootstrap_embedded(start_embedded(platform.data_dir), platform.app_db_role)
+        if platform.app_database_url:
+            return Conninfos(infos.owner, platform.app_database_url)
         return infos
     try:
-        conninfo_to_dict(settings.database_url)
+        conninfo_to_dict(platform.database_url)
     except psycopg.ProgrammingError as exc:
         raise DatabaseSetupError(f"DATABASE_URL is not a valid connection string: {exc}") from None
-    app = settings.app_database_url or app_conninfo_from_owner(settings.database_url, settings)
-    return Conninfos(owner=settings.database_url, app=app)
+    app = platform.app_database_url or app_conninfo_from_owner(platform.database_url, platform)
+    return Conninfos(owner=platform.database_url, app=app)
 
 
-def ensure_app_role(owner: str, settings: Settings) -> None:
+def ensure_app_role(owner: str, settings: PlatformSettings) -> None:
     """Create the app role on an external server if the owner may (CREATEROLE)."""
     with psycopg.connect(owner, autocommit=True) as conn:
         row = conn.execute(
@@ -132,11 +134,22 @@ def ensure_app_role(owner: str, settings: Settings) -> None:
             )
 
 
+def migration_locations() -> list[str]:
+    """The schema's history (``platform/migrations/versions``), then each context's own."""
+    from impextech.platform.contexts import CONTEXTS
+
+    packages = ["impextech.platform.migrations.versions"]
+    packages += [c.migrations for c in CONTEXTS if c.migrations is not None]
+    return [str(resources.files(package)) for package in packages]
+
+
 def alembic_config(owner: str, app_role: str) -> Config:
     config = Config()
     config.set_main_option(
         "script_location", str(resources.files("impextech.platform").joinpath("migrations"))
     )
+    config.set_main_option("path_separator", "os")
+    config.set_main_option("version_locations", os.pathsep.join(migration_locations()))
     config.attributes["conninfo"] = owner
     config.attributes["app_role"] = app_role
     return config
@@ -191,8 +204,8 @@ def prepare(settings: Settings) -> Conninfos:
     """Everything `db upgrade` does: reach the server, make sure of the roles, migrate."""
     infos = resolve(settings)
     try:
-        ensure_app_role(infos.owner, settings)
-        upgrade(infos.owner, settings.app_db_role)
+        ensure_app_role(infos.owner, settings.platform)
+        upgrade(infos.owner, settings.platform.app_db_role)
     except psycopg.OperationalError as exc:
         raise DatabaseSetupError(
             f"cannot reach the database: {str(exc).strip().splitlines()[0]}"

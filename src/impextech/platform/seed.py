@@ -6,15 +6,10 @@ import random
 import uuid
 from dataclasses import dataclass
 
-from impextech.catalog.adapters.sql import SqlCatalogUnitOfWork
-from impextech.catalog.service.products import CatalogService, NewProduct
-from impextech.identity.adapters.argon2_hasher import Argon2PasswordHasher
-from impextech.identity.adapters.sql import SqlIdentityUnitOfWork, SqlTenantStore
-from impextech.identity.domain.model import User, UserStatus
-from impextech.identity.service.tenants import TenantAdmin
-from impextech.jobs.api import ProcrastinateQueue
+from impextech.catalog.api import CATALOG, NewProduct
+from impextech.identity.api import ACCOUNT_ADMIN, tenant_admin
+from impextech.kernel.contexts import Assembly
 from impextech.kernel.db import Database
-from impextech.kernel.domain.clock import SystemClock
 from impextech.kernel.domain.money import Money
 from impextech.kernel.domain.principal import Principal, Role
 
@@ -50,42 +45,26 @@ def demo_logins() -> list[DemoLogin]:
     ]
 
 
-async def seed_demo(
-    owner_db: Database,
-    app_db: Database,
-    queue: ProcrastinateQueue,
-    products_per_tenant: int = 50,
-) -> bool:
-    """Create the demo data once; False if it was already there."""
-    clock = SystemClock()
-    tenants = SqlTenantStore(owner_db)
-    if await tenants.get_by_slug(DEMO_TENANTS[0][0]) is not None:
+async def seed_demo(owner_db: Database, assembly: Assembly, products_per_tenant: int = 50) -> bool:
+    """Create the demo data once, through the contexts' own use cases; False if it was there.
+
+    Every product created queues its ERP push, as any seller's would.
+    """
+    registry = tenant_admin(owner_db, assembly.clock)
+    accounts = assembly.require(ACCOUNT_ADMIN)
+    catalog = assembly.require(CATALOG)
+    if await registry.find(DEMO_TENANTS[0][0]) is not None:
         return False
-    hasher = Argon2PasswordHasher(2)
-    password_hash = await hasher.hash(DEMO_PASSWORD)
-    catalog = CatalogService(lambda t: SqlCatalogUnitOfWork(app_db, t, queue), clock)
     rng = random.Random(2026)  # same catalogue on every machine
     for slug, name in DEMO_TENANTS:
-        tenant = await TenantAdmin(tenants, clock).create(slug, name)
+        tenant = await registry.create(slug, name)
         sellers: list[Principal] = []
-        async with SqlIdentityUnitOfWork(app_db, tenant.id) as uow:
-            for who, role, display in DEMO_PEOPLE:
-                now = clock.now()
-                user = User(
-                    id=uuid.uuid4(),
-                    tenant_id=tenant.id,
-                    email=f"{who}@{slug}.example",
-                    display_name=f"{name} {display}",
-                    role=role,
-                    status=UserStatus.ACTIVE,
-                    password_hash=password_hash,
-                    created_at=now,
-                    updated_at=now,
-                )
-                await uow.users.add(user)
-                if role is Role.SELLER:
-                    sellers.append(Principal(tenant.id, user.id, role, uuid.uuid4()))
-            await uow.commit()
+        for who, role, display in DEMO_PEOPLE:
+            user = await accounts.create_account(
+                slug, f"{who}@{slug}.example", DEMO_PASSWORD, f"{name} {display}", role
+            )
+            if role is Role.SELLER:
+                sellers.append(Principal(tenant.id, user.id, role, uuid.uuid4()))
         for n in range(products_per_tenant):
             category = rng.choice(sorted(_ITEMS))
             item = rng.choice(_ITEMS[category])

@@ -1,88 +1,55 @@
-"""One typed settings object, read from the environment once, with safe defaults."""
+"""One typed settings object, read from the environment once, with safe defaults.
+
+The platform's own section (database, server, secrets, logs) is here; each context declares its
+own section (``<context>/settings.py``) and the contexts list brings it in, so the object holds
+one typed section per context: ``settings.section(CatalogSettings).erp_url``.
+"""
 
 from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+from typing import Any, ClassVar, Self, TypeVar
 
-from impextech.kernel.domain.errors import ImpextechError
+from impextech.kernel.settings import Env, Setting, SettingsError, SettingsSection
 
+__all__ = ["PlatformSettings", "Settings", "SettingsError", "all_settings"]
 
-class SettingsError(ImpextechError):
-    code = "bad-setting"
-
-
-@dataclass(frozen=True)
-class Setting:
-    env: str
-    default: str
-    help: str
-
-
-# The table the README documents: every setting, its environment variable and default.
-SETTINGS: tuple[Setting, ...] = (
-    Setting("DATABASE_URL", "", "Owner connection (libpq URL or key=value, multi-host allowed). "
-            "Empty: the embedded cluster under IMPEXTECH_DATA_DIR/pg."),
-    Setting("IMPEXTECH_APP_DATABASE_URL", "", "The application's connection. Empty: "
-            "DATABASE_URL with the user and password replaced by the app role's."),
-    Setting("IMPEXTECH_APP_DB_ROLE", "impextech_app", "The unprivileged role the app connects as."),
-    Setting("IMPEXTECH_APP_DB_PASSWORD", "", "That role's password (none when embedded)."),
-    Setting("IMPEXTECH_DATA_DIR", "./var", "Embedded cluster and generated secrets."),
-    Setting("IMPEXTECH_HOST", "127.0.0.1", "Address the web server binds."),
-    Setting("IMPEXTECH_PORT", "8000", "Port the web server binds."),
-    Setting("IMPEXTECH_SECRET_KEY", "", "Signs access tokens and cursors (32+ bytes). Empty: "
-            "generated once into IMPEXTECH_DATA_DIR/secret-key."),
-    Setting("IMPEXTECH_ACCESS_TOKEN_SECONDS", "900", "Access-token lifetime (at most 900)."),
-    Setting("IMPEXTECH_REFRESH_TOKEN_DAYS", "14", "Refresh-token lifetime."),
-    Setting("IMPEXTECH_AUTH_RATE_LIMIT", "10/900", "Login/register/password attempts allowed "
-            "per client address and per account, as COUNT/SECONDS."),
-    Setting("IMPEXTECH_HASH_CONCURRENCY", "0", "Password hashes run at once (0: one per CPU)."),
-    Setting("IMPEXTECH_CORS_ORIGINS", "", "Comma-separated origins allowed by CORS (empty: none)."),
-    Setting("IMPEXTECH_MAX_BODY_BYTES", "1048576", "Largest request body accepted (413 above)."),
-    Setting("IMPEXTECH_BASE_DOMAINS", "localhost", "Comma-separated domains whose subdomains "
-            "name a tenant (acme.localhost)."),
-    Setting("IMPEXTECH_DB_POOL_SIZE", "10", "Database connections kept per web process."),
-    Setting("IMPEXTECH_WORKER_QUEUES", "urgent:4,default:4,bulk:2", "Queues a worker serves, "
-            "each with its own concurrency, so bulk work never takes urgent work's slots."),
-    Setting("IMPEXTECH_JOB_LEASE_SECONDS", "30", "A job whose worker sent no heartbeat for "
-            "this long (killed, frozen, cut off) is handed to another worker."),
-    Setting("IMPEXTECH_WORKER_DRAIN_SECONDS", "30", "On SIGTERM, how long running jobs may "
-            "finish before they are released back to the queue."),
-    Setting("IMPEXTECH_ERP_URL", "", "Base URL of the tenants' ERP (e.g. http://127.0.0.1:8100 "
-            "for `impextech sandbox erp`). Empty: no ERP, and the ERP sync is a recorded no-op."),
-    Setting("IMPEXTECH_ERP_TIMEOUT", "5", "Longest one ERP call may take, in seconds (connect "
-            "at most 3 of them); a slower call counts as a failure."),
-    Setting("IMPEXTECH_ERP_BREAKER_FAILURES", "5", "Consecutive ERP failures that open the "
-            "circuit breaker; ERP jobs then wait instead of calling."),
-    Setting("IMPEXTECH_ERP_BREAKER_COOL_DOWN", "30", "Seconds the ERP breaker stays open before "
-            "one probe call may try the ERP again."),
-    Setting("IMPEXTECH_LOG_FORMAT", "auto", "auto (JSON unless on a terminal), json or console."),
-    Setting("IMPEXTECH_LOG_LEVEL", "info", "debug, info, warning or error."),
-)  # fmt: skip
-
-_DEFAULTS = {s.env: s.default for s in SETTINGS}
-
-
-def _get(env: dict[str, str], name: str) -> str:
-    return env.get(name, _DEFAULTS[name]).strip()
-
-
-def _int(env: dict[str, str], name: str, low: int, high: int) -> int:
-    raw = _get(env, name)
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be an integer, not {raw!r}") from None
-    if not low <= value <= high:
-        raise SettingsError(f"{name} must be between {low} and {high}, not {value}")
-    return value
+S = TypeVar("S", bound=SettingsSection)
 
 
 @dataclass(frozen=True)
-class Settings:
+class PlatformSettings:
+    """Where the database is, how the server listens, the secret, the logs."""
+
+    SETTINGS: ClassVar[tuple[Setting, ...]] = (
+        Setting("DATABASE_URL", "", "Owner connection (libpq URL or key=value, multi-host "
+                "allowed). Empty: the embedded cluster under IMPEXTECH_DATA_DIR/pg."),
+        Setting("IMPEXTECH_APP_DATABASE_URL", "", "The application's connection. Empty: "
+                "DATABASE_URL with the user and password replaced by the app role's."),
+        Setting("IMPEXTECH_APP_DB_ROLE", "impextech_app",
+                "The unprivileged role the app connects as."),
+        Setting("IMPEXTECH_APP_DB_PASSWORD", "", "That role's password (none when embedded)."),
+        Setting("IMPEXTECH_DATA_DIR", "./var", "Embedded cluster and generated secrets."),
+        Setting("IMPEXTECH_HOST", "127.0.0.1", "Address the web server binds."),
+        Setting("IMPEXTECH_PORT", "8000", "Port the web server binds."),
+        Setting("IMPEXTECH_SECRET_KEY", "", "Signs access tokens and cursors (32+ bytes). "
+                "Empty: generated once into IMPEXTECH_DATA_DIR/secret-key."),
+        Setting("IMPEXTECH_CORS_ORIGINS", "",
+                "Comma-separated origins allowed by CORS (empty: none)."),
+        Setting("IMPEXTECH_MAX_BODY_BYTES", "1048576",
+                "Largest request body accepted (413 above)."),
+        Setting("IMPEXTECH_DB_POOL_SIZE", "10", "Database connections kept per web process."),
+        Setting("IMPEXTECH_METRICS_TOKEN", "", "Bearer token that /metrics on the API's port "
+                "asks for (16+ characters). Empty: /metrics is not served there (404)."),
+        Setting("IMPEXTECH_LOG_FORMAT", "auto",
+                "auto (JSON unless on a terminal), json or console."),
+        Setting("IMPEXTECH_LOG_LEVEL", "info", "debug, info, warning or error."),
+    )  # fmt: skip
+
     database_url: str | None
     app_database_url: str | None
     app_db_role: str
@@ -91,122 +58,92 @@ class Settings:
     host: str
     port: int
     secret_key: bytes
-    access_token_seconds: int
-    refresh_token_days: int
-    auth_rate_limit: tuple[int, int]
-    hash_concurrency: int
     cors_origins: tuple[str, ...]
     max_body_bytes: int
-    base_domains: tuple[str, ...]
     db_pool_size: int
-    worker_queues: tuple[tuple[str, int], ...]
-    job_lease_seconds: int
-    worker_drain_seconds: int
-    erp_url: str | None
-    erp_timeout: float
-    erp_breaker_failures: int
-    erp_breaker_cool_down: float
+    metrics_token: str | None
     log_format: str
     log_level: str
 
-    @property
-    def embedded(self) -> bool:
-        return self.database_url is None
-
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
-        env = dict(os.environ if env is None else env)
-        data_dir = Path(_get(env, "IMPEXTECH_DATA_DIR")).resolve()
-        role = _get(env, "IMPEXTECH_APP_DB_ROLE")
+    def from_env(cls, env: Env) -> Self:
+        data_dir = Path(env.raw("IMPEXTECH_DATA_DIR")).resolve()
+        role = env.raw("IMPEXTECH_APP_DB_ROLE")
         if not role.replace("_", "").isalnum() or not role[0].isalpha():
             raise SettingsError(f"IMPEXTECH_APP_DB_ROLE {role!r} is not a plain role name")
-        limit_raw = _get(env, "IMPEXTECH_AUTH_RATE_LIMIT")
-        try:
-            count, _, seconds = limit_raw.partition("/")
-            rate = (int(count), int(seconds))
-            if rate[0] < 1 or rate[1] < 1:
-                raise ValueError
-        except ValueError:
-            raise SettingsError(
-                f"IMPEXTECH_AUTH_RATE_LIMIT must look like 10/900, not {limit_raw!r}"
-            ) from None
-        log_format = _get(env, "IMPEXTECH_LOG_FORMAT")
-        if log_format not in {"auto", "json", "console"}:
-            raise SettingsError("IMPEXTECH_LOG_FORMAT must be auto, json or console")
-        log_level = _get(env, "IMPEXTECH_LOG_LEVEL").lower()
-        if log_level not in {"debug", "info", "warning", "error"}:
-            raise SettingsError("IMPEXTECH_LOG_LEVEL must be debug, info, warning or error")
-        hash_concurrency = _int(env, "IMPEXTECH_HASH_CONCURRENCY", 0, 256) or (os.cpu_count() or 1)
         return cls(
-            database_url=_get(env, "DATABASE_URL") or None,
-            app_database_url=_get(env, "IMPEXTECH_APP_DATABASE_URL") or None,
+            database_url=env.text("DATABASE_URL"),
+            app_database_url=env.text("IMPEXTECH_APP_DATABASE_URL"),
             app_db_role=role,
-            app_db_password=_get(env, "IMPEXTECH_APP_DB_PASSWORD") or None,
+            app_db_password=env.text("IMPEXTECH_APP_DB_PASSWORD"),
             data_dir=data_dir,
-            host=_get(env, "IMPEXTECH_HOST"),
-            port=_int(env, "IMPEXTECH_PORT", 0, 65535),
-            secret_key=_secret(_get(env, "IMPEXTECH_SECRET_KEY"), data_dir),
-            access_token_seconds=_int(env, "IMPEXTECH_ACCESS_TOKEN_SECONDS", 1, 900),
-            refresh_token_days=_int(env, "IMPEXTECH_REFRESH_TOKEN_DAYS", 1, 365),
-            auth_rate_limit=rate,
-            hash_concurrency=hash_concurrency,
-            cors_origins=tuple(
-                o.strip() for o in _get(env, "IMPEXTECH_CORS_ORIGINS").split(",") if o.strip()
-            ),
-            max_body_bytes=_int(env, "IMPEXTECH_MAX_BODY_BYTES", 1024, 1 << 30),
-            base_domains=tuple(
-                d.strip().lower()
-                for d in _get(env, "IMPEXTECH_BASE_DOMAINS").split(",")
-                if d.strip()
-            ),
-            db_pool_size=_int(env, "IMPEXTECH_DB_POOL_SIZE", 1, 200),
-            worker_queues=_queues(_get(env, "IMPEXTECH_WORKER_QUEUES")),
-            job_lease_seconds=_int(env, "IMPEXTECH_JOB_LEASE_SECONDS", 2, 3600),
-            worker_drain_seconds=_int(env, "IMPEXTECH_WORKER_DRAIN_SECONDS", 0, 3600),
-            erp_url=_erp_url(_get(env, "IMPEXTECH_ERP_URL")),
-            erp_timeout=_float(env, "IMPEXTECH_ERP_TIMEOUT", 0.1, 25.0),
-            erp_breaker_failures=_int(env, "IMPEXTECH_ERP_BREAKER_FAILURES", 1, 1000),
-            erp_breaker_cool_down=_float(env, "IMPEXTECH_ERP_BREAKER_COOL_DOWN", 0.1, 3600.0),
-            log_format=log_format,
-            log_level=log_level,
+            host=env.raw("IMPEXTECH_HOST"),
+            port=env.integer("IMPEXTECH_PORT", 0, 65535),
+            secret_key=_secret(env.raw("IMPEXTECH_SECRET_KEY"), data_dir),
+            cors_origins=env.words("IMPEXTECH_CORS_ORIGINS"),
+            max_body_bytes=env.integer("IMPEXTECH_MAX_BODY_BYTES", 1024, 1 << 30),
+            db_pool_size=env.integer("IMPEXTECH_DB_POOL_SIZE", 1, 200),
+            metrics_token=_metrics_token(env.raw("IMPEXTECH_METRICS_TOKEN")),
+            log_format=env.choice("IMPEXTECH_LOG_FORMAT", ("auto", "json", "console")),
+            log_level=env.choice("IMPEXTECH_LOG_LEVEL", ("debug", "info", "warning", "error")),
         )
 
 
-def _float(env: dict[str, str], name: str, low: float, high: float) -> float:
-    raw = _get(env, name)
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be a number of seconds, not {raw!r}") from None
-    if not low <= value <= high:  # also refuses NaN
-        raise SettingsError(f"{name} must be between {low:g} and {high:g}, not {raw}")
-    return value
+def _section_types() -> tuple[type[SettingsSection], ...]:
+    from impextech.platform.contexts import CONTEXTS
+
+    return tuple(c.settings for c in CONTEXTS if c.settings is not None)
 
 
-def _erp_url(raw: str) -> str | None:
-    if not raw:
-        return None
-    parts = urlsplit(raw)
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
-        raise SettingsError(
-            "IMPEXTECH_ERP_URL must be an http(s) base URL such as http://127.0.0.1:8100,"
-            f" not {raw!r}"
-        )
-    return raw.rstrip("/")
+def all_settings() -> tuple[Setting, ...]:
+    """Every setting of the platform and of every context: the table the README documents."""
+    return PlatformSettings.SETTINGS + tuple(
+        s for section in _section_types() for s in section.SETTINGS
+    )
 
 
-def _queues(raw: str) -> tuple[tuple[str, int], ...]:
-    queues: list[tuple[str, int]] = []
-    for part in raw.split(","):
-        name, _, slots = part.strip().partition(":")
-        if not name.isidentifier() or not slots.isdigit() or not 1 <= int(slots) <= 256:
-            raise SettingsError(
-                f"IMPEXTECH_WORKER_QUEUES must look like urgent:4,bulk:2, not {raw!r}"
-            )
-        if any(name == seen for seen, _ in queues):
-            raise SettingsError(f"IMPEXTECH_WORKER_QUEUES names {name!r} twice")
-        queues.append((name, int(slots)))
-    return tuple(queues)
+@dataclass(frozen=True)
+class Settings:
+    """The platform's section, plus one section per context that declares one."""
+
+    platform: PlatformSettings
+    sections: Mapping[type[Any], object] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        environ = dict(os.environ if environ is None else environ)
+        platform = PlatformSettings.from_env(Env(environ, PlatformSettings.SETTINGS))
+        sections = {kind: kind.from_env(Env(environ, kind.SETTINGS)) for kind in _section_types()}
+        return cls(platform, sections)
+
+    def section(self, kind: type[S]) -> S:
+        value = self.sections.get(kind)
+        if not isinstance(value, kind):
+            raise SettingsError(f"no settings section {kind.__name__}: is its context listed?")
+        return value
+
+    def with_section(self, value: SettingsSection) -> Settings:
+        """A copy with one section replaced (the demo points the ERP at its sandbox)."""
+        return Settings(self.platform, {**self.sections, type(value): value})
+
+    # The platform's own settings, read often enough to deserve a short path.
+    @property
+    def secret_key(self) -> bytes:
+        return self.platform.secret_key
+
+    @property
+    def data_dir(self) -> Path:
+        return self.platform.data_dir
+
+    @property
+    def embedded(self) -> bool:
+        return self.platform.database_url is None
+
+
+def _metrics_token(raw: str) -> str | None:
+    if raw and (len(raw) < 16 or not raw.isprintable() or " " in raw):
+        raise SettingsError("IMPEXTECH_METRICS_TOKEN must be 16+ printable characters, no spaces")
+    return raw or None
 
 
 def _secret(configured: str, data_dir: Path) -> bytes:

@@ -19,19 +19,24 @@ import psycopg
 TENANT_COLUMN = "tenant_id"
 TENANT_SETTING = "app.tenant_id"
 
-# Global on purpose, each with the reason. Anything not here must be tenant-scoped.
-GLOBAL_TABLES: Mapping[str, str] = {
-    "tenants": "the tenant registry itself",
+# Global on purpose, each with the reason: the platform's own, then each context's
+# (``Context.global_tables``). Anything not here must be tenant-scoped.
+PLATFORM_GLOBAL_TABLES: Mapping[str, str] = {
     "alembic_version": "the schema's migration revision",
-    "rate_limit_counters": "keys are digests of client addresses and accounts; no tenant data",
-    "procrastinate_jobs": (
-        "job-library queue machinery: args carry only a tenant id and a job id (periodic "
-        "ticks: a timestamp); payload, result and errors live in the RLS-protected jobs table"
-    ),
-    "procrastinate_workers": "job-library machinery: worker heartbeats, no tenant data",
-    "procrastinate_periodic_defers": "job-library machinery: periodic schedule, no tenant data",
-    "procrastinate_events": "job-library machinery: job state transitions, ids only",
 }
+
+
+def global_tables() -> dict[str, str]:
+    from impextech.platform.contexts import CONTEXTS
+
+    tables = dict(PLATFORM_GLOBAL_TABLES)
+    for context in CONTEXTS:
+        for table, reason in context.global_tables.items():
+            if table in tables:
+                raise ValueError(f"table {table!r} is declared global twice")
+            tables[table] = f"{reason} ({context.name})"
+    return tables
+
 
 # Check names, in the order they are reported.
 SCOPE = "scoped or allowlisted"
@@ -153,9 +158,11 @@ def _keyed_on_tenant(expression: str) -> bool:
 def audit(
     conn: psycopg.Connection[Any],
     app_role: str,
-    allowlist: Mapping[str, str] = GLOBAL_TABLES,
+    allowlist: Mapping[str, str] | None = None,
 ) -> AuditReport:
     """Check the database ``conn`` is connected to (any role may read the catalog)."""
+    if allowlist is None:
+        allowlist = global_tables()
     tables = [
         _Table(int(r[0]), str(r[1]), str(r[2]), r[3], bool(r[4]), bool(r[5]))
         for r in conn.execute(_TABLES, {"column": TENANT_COLUMN}).fetchall()

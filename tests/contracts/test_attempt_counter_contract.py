@@ -85,6 +85,20 @@ async def test_a_backoff_lets_the_free_attempts_go_then_doubles_the_wait(counter
     assert [await counter.take(k) for _ in range(3)] == [None, None, 10]
 
 
+async def test_a_free_backoff_attempt_goes_even_if_a_later_clock_counted_first(
+    counter: Counter,
+) -> None:
+    # Two sign-ins at once: the one that read the clock later may count first. With no delay
+    # owed, the earlier one must not be told to wait for a moment that is already past.
+    k = Backoff("login:k", free=3, base_seconds=10, max_seconds=40, memory_seconds=3600)
+    counter.advance(1)
+    assert await counter.take(k) is None
+    counter.advance(-1)
+    assert await counter.take(k) is None
+    assert await counter.take(k) is None
+    assert await counter.take(k) == 10  # the free ones are spent: the delay is owed again
+
+
 async def test_no_wait_is_longer_than_what_the_counter_remembers(counter: Counter) -> None:
     k = Backoff("k", free=1, base_seconds=100, max_seconds=900, memory_seconds=60)
     assert [await counter.take(k) for _ in range(2)] == [None, 60]

@@ -387,7 +387,8 @@ class FakeAttemptCounter:
         return None
 
     async def give_back(self, hold: Hold) -> None:
-        for attempt in hold.attempts:
+        for attempt in sorted(hold.attempts, key=lambda a: a.key):
+            await self._tx.lock(COUNTERS, attempt.key)
             row = self._row(attempt.key)
             if row is None:
                 continue

@@ -102,9 +102,11 @@ def judge(attempt: Attempt, row: _Row | None, now: datetime) -> tuple[float, _Ro
         return 0, _Row(row.hits + 1, row.window_start)
     if row is None or row.window_start <= now - timedelta(seconds=attempt.memory_seconds):
         return 0, _Row(1, now)
-    ready = row.window_start + timedelta(seconds=backoff_delay(attempt, row.hits))
-    if now < ready:
-        return (ready - now).total_seconds(), row
+    delay = backoff_delay(attempt, row.hits)
+    # No delay owed means no wait, even when a concurrent request that read the clock a moment
+    # later counted first (its time is then ahead of ours).
+    if delay > 0 and now < row.window_start + timedelta(seconds=delay):
+        return (row.window_start + timedelta(seconds=delay) - now).total_seconds(), row
     return 0, _Row(row.hits + 1, now)
 
 
@@ -168,8 +170,11 @@ class SqlAttemptCounter:
         return None if row is None else _Row(row.hits, row.window_start)
 
     async def give_back(self, hold: Hold) -> None:
-        for attempt in hold.attempts:
-            params: dict[str, Any] = {"key": self.digest(attempt.key), "at": hold.at}
+        # The same global order as ``take``: a give-back and a take sharing keys (two sign-ins
+        # to one account at once) would otherwise each hold the row the other waits for.
+        ordered = sorted(((self.digest(a.key), a) for a in hold.attempts), key=lambda p: p[0])
+        for digest, attempt in ordered:
+            params: dict[str, Any] = {"key": digest, "at": hold.at}
             if isinstance(attempt, Budget):
                 params["window"] = attempt.window_seconds
                 await self._conn.execute(_GIVE_BACK_BUDGET, params)

@@ -239,21 +239,33 @@ class MethodRouting:
         self.app = app
         self.routes_of = routes_of
         self._served: list[_Served] | None = None
+        # Paths without parameters, answered by one dict look-up: they are most requests (the
+        # product list, probes), and a route with no parameter is the most specific match.
+        self._exact: dict[str, frozenset[str]] = {}
 
     def _table(self) -> list[_Served]:
         # Built at the first request: every router is included by then.
         if self._served is None:
             table = []
+            exact: dict[str, frozenset[str]] = {}
             for context in iter_route_contexts(self.routes_of.routes):
                 if context.methods and context.path:
                     regex, _, convertors = compile_path(context.path)
-                    table.append(_Served(regex, len(convertors), frozenset(context.methods)))
+                    methods = frozenset(context.methods)
+                    table.append(_Served(regex, len(convertors), methods))
+                    if not convertors:
+                        exact[context.path] = exact.get(context.path, frozenset()) | methods
+            self._exact = exact
             self._served = table
         return self._served
 
     def allowed(self, path: str) -> frozenset[str] | None:
         """The methods served at ``path``, or None when no route with methods matches it."""
-        matching = [s for s in self._table() if s.path.match(path)]
+        table = self._table()
+        found = self._exact.get(path)
+        if found is not None:
+            return found
+        matching = [s for s in table if s.path.match(path)]
         if not matching:
             return None
         fewest = min(s.parameters for s in matching)

@@ -11,8 +11,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from types import TracebackType
-from typing import Any, Self, cast
+from typing import Any, cast
 from uuid import UUID
 
 from impextech.catalog.domain.errors import SkuTaken
@@ -20,7 +19,7 @@ from impextech.catalog.domain.model import Product, ProductSort, ProductStatus
 from impextech.catalog.service.erp_sync import ErpRejected, ErpTransientError, ErpUnavailable
 from impextech.catalog.service.ports import ProductPage, ProductQuery
 from impextech.kernel.domain.principal import Role
-from tests.fakes.memory import MemoryDatabase, MemoryTransaction
+from tests.fakes.memory import MemoryDatabase, MemoryTransaction, MemoryUnitOfWork
 
 PRODUCTS = "products"
 SKUS = "product_skus"  # lock names only: one per (tenant, sku), as the unique index serialises
@@ -160,32 +159,10 @@ class FakeErpOutbox:
             self._tx.append(ANNOUNCED, (self._tenant, product_id))
 
 
-class _FakeUnitOfWork:
+class _FakeUnitOfWork(MemoryUnitOfWork):
     def __init__(self, catalog: FakeCatalog, tenant_id: UUID) -> None:
+        super().__init__(catalog.db, tenant_id)
         self._catalog = catalog
-        self.tenant_id = tenant_id
-        self._tx: MemoryTransaction | None = None
-
-    def _bind(self, tx: MemoryTransaction) -> None:
-        """Subclasses build their stores over ``tx`` here."""
-
-    async def __aenter__(self) -> Self:
-        self._tx = self._catalog.db.begin()
-        self._bind(self._tx)
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        assert self._tx is not None
-        await self._tx.rollback()
-
-    async def commit(self) -> None:
-        assert self._tx is not None
-        await self._tx.commit()
 
 
 class FakeCatalogUnitOfWork(_FakeUnitOfWork):

@@ -16,8 +16,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from uuid import UUID, uuid4
 
 from impextech.identity.domain.errors import EmailTaken, InvalidToken, SlugTaken
@@ -33,7 +32,7 @@ from impextech.identity.service.ports import (
 )
 from impextech.kernel.domain.clock import Clock
 from impextech.kernel.domain.principal import Role
-from tests.fakes.memory import MemoryDatabase, MemoryTransaction
+from tests.fakes.memory import MemoryDatabase, MemoryTransaction, MemoryUnitOfWork
 
 TENANTS = "tenants"
 SLUGS = "tenant_slugs"  # lock names only: one per slug, as the unique index serialises
@@ -475,38 +474,19 @@ class FakeMailQueue:
 # -- units of work ------------------------------------------------------------------------------
 
 
-class FakeIdentityUnitOfWork:
+class FakeIdentityUnitOfWork(MemoryUnitOfWork):
     users: FakeUserStore
     sessions: FakeSessionStore
     attempts: FakeAttemptCounter
 
     def __init__(self, identity: FakeIdentity, tenant_id: UUID) -> None:
+        super().__init__(identity.db, tenant_id)
         self._identity = identity
-        self.tenant_id = tenant_id
-        self._tx: MemoryTransaction | None = None
 
     def _bind(self, tx: MemoryTransaction) -> None:
         self.users = FakeUserStore(tx, self.tenant_id)
         self.sessions = FakeSessionStore(tx, self.tenant_id)
         self.attempts = FakeAttemptCounter(tx)
-
-    async def __aenter__(self) -> Self:
-        self._tx = self._identity.db.begin()
-        self._bind(self._tx)
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        assert self._tx is not None
-        await self._tx.rollback()
-
-    async def commit(self) -> None:
-        assert self._tx is not None
-        await self._tx.commit()
 
 
 class FakePasswordResetUnitOfWork(FakeIdentityUnitOfWork):

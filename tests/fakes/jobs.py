@@ -12,15 +12,13 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from types import TracebackType
-from typing import Self
 from uuid import UUID
 
 from impextech.jobs.adapters.queue import UnknownJobKind
 from impextech.jobs.domain.model import Job, JobKind, JobNotDead, JobState, JsonObject
 from impextech.jobs.service.ports import JobCounts, JobPage, JobRequest, Started
 from impextech.kernel.domain.clock import Clock
-from tests.fakes.memory import MemoryDatabase, MemoryTransaction
+from tests.fakes.memory import MemoryDatabase, MemoryTransaction, MemoryUnitOfWork
 
 JOBS = "jobs"
 DEDUP = "job_dedup"  # lock names only: one per (tenant, kind, dedup key)
@@ -129,36 +127,17 @@ class FakeQueueControl:
         self._tx.append(WAKES, Wake(queue_job_id, at))
 
 
-class FakeJobsUnitOfWork:
+class FakeJobsUnitOfWork(MemoryUnitOfWork):
     jobs: FakeJobStore
     queue: FakeQueueControl
 
     def __init__(self, owner: FakeJobs, tenant_id: UUID) -> None:
+        super().__init__(owner.db, tenant_id)
         self._owner = owner
-        self.tenant_id = tenant_id
-        self._tx: MemoryTransaction | None = None
 
-    @property
-    def transaction(self) -> MemoryTransaction:
-        assert self._tx is not None, "outside its block"
-        return self._tx
-
-    async def __aenter__(self) -> Self:
-        self._tx = self._owner.db.begin()
-        self.jobs = FakeJobStore(self._tx, self.tenant_id)
-        self.queue = FakeQueueControl(self._tx, self._owner)
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.transaction.rollback()
-
-    async def commit(self) -> None:
-        await self.transaction.commit()
+    def _bind(self, tx: MemoryTransaction) -> None:
+        self.jobs = FakeJobStore(tx, self.tenant_id)
+        self.queue = FakeQueueControl(tx, self._owner)
 
 
 class FakeJobScheduler(_Rows):

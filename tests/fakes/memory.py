@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Hashable, Iterator, Mapping
-from types import MappingProxyType
-from typing import Any
+from types import MappingProxyType, TracebackType
+from typing import Any, Self
+from uuid import UUID
 
 _GONE = object()
 
@@ -145,3 +146,40 @@ class MemoryTransaction:
         self._writes = {}
         self._appended = {}
         self._db._release(self)
+
+
+class MemoryUnitOfWork:
+    """The shell of every fake unit of work: one transaction, committed only on request.
+
+    Leaving the block without ``commit()`` rolls back, as the SQL units of work do; subclasses
+    build their stores over the transaction in ``_bind``.
+    """
+
+    def __init__(self, db: MemoryDatabase, tenant_id: UUID) -> None:
+        self._db = db
+        self.tenant_id = tenant_id
+        self._tx: MemoryTransaction | None = None
+
+    @property
+    def transaction(self) -> MemoryTransaction:
+        assert self._tx is not None, "outside its block"
+        return self._tx
+
+    def _bind(self, tx: MemoryTransaction) -> None:
+        """Subclasses build their stores over ``tx`` here."""
+
+    async def __aenter__(self) -> Self:
+        self._tx = self._db.begin()
+        self._bind(self._tx)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.transaction.rollback()
+
+    async def commit(self) -> None:
+        await self.transaction.commit()

@@ -107,6 +107,7 @@ def test_settings_defaults(tmp_path: Path) -> None:
         ("IMPEXTECH_PORT", "eighty", "must be an integer"),
         ("IMPEXTECH_PORT", "70000", "between 0 and 65535"),
         ("IMPEXTECH_SIGN_IN_FAILURES_PER_ACCOUNT", "ten", "must look like 10/900"),
+        ("IMPEXTECH_AUTH_RATE_LIMIT", "10/900", "was replaced by IMPEXTECH_SIGN_IN_FAILURES_PER"),
         ("IMPEXTECH_ACCESS_TOKEN_SECONDS", "3600", "between 1 and 900"),
         ("IMPEXTECH_SECRET_KEY", "short", "at least 32 bytes"),
         ("IMPEXTECH_APP_DB_ROLE", "app; drop table", "not a plain role name"),

@@ -69,6 +69,12 @@ class IdentitySettings:
 
     @classmethod
     def from_env(cls, env: Env) -> Self:
+        if env.is_set("IMPEXTECH_AUTH_RATE_LIMIT"):
+            # Silently ignoring it would leave an operator believing their old limit applies.
+            raise SettingsError(
+                "IMPEXTECH_AUTH_RATE_LIMIT was replaced by IMPEXTECH_SIGN_IN_FAILURES_PER_ACCOUNT,"
+                " _PER_ADDRESS and _PER_DEVICE (failed sign-ins only; see the README)"
+            )
         return cls(
             access_token_seconds=env.integer("IMPEXTECH_ACCESS_TOKEN_SECONDS", 1, 900),
             refresh_token_days=env.integer("IMPEXTECH_REFRESH_TOKEN_DAYS", 1, 365),

@@ -43,6 +43,10 @@ class Env:
         self._environ = environ
         self._defaults = {s.env: s.default for s in table}
 
+    def is_set(self, name: str) -> bool:
+        """Whether the environment names ``name`` at all (for settings that were retired)."""
+        return name in self._environ
+
     def raw(self, name: str) -> str:
         return self._environ.get(name, self._defaults[name]).strip()
 

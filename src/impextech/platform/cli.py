@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
 import sys
 from collections.abc import AsyncIterator
@@ -233,6 +234,13 @@ def demo(
     base = (
         f"http://{'localhost' if bind_host in ('127.0.0.1', '0.0.0.0') else bind_host}:{bind_port}"  # noqa: S104
     )
+    if "IMPEXTECH_PASSWORD_RESET_URL" not in os.environ:
+        # The e-mails' links open this demo's own reset page, whatever port it serves on.
+        from impextech.identity.settings import IdentitySettings
+
+        identity = settings.section(IdentitySettings)
+        reset_page = f"{base}/console/reset-password"
+        settings = settings.with_section(replace(identity, password_reset_url=reset_page))
     table = Table("marketplace", "email", "role", title=f"Demo logins (password: {DEMO_PASSWORD})")
     for login in demo_logins():
         table.add_row(login.tenant, login.email, login.role.value)

@@ -25,7 +25,6 @@ from impextech.catalog.domain.model import Product, ProductStatus
 from impextech.catalog.service.erp_sync import ErpSyncUnitOfWork
 from impextech.catalog.service.imports import ImportUnitOfWork
 from impextech.catalog.service.ports import Accounts, CatalogUnitOfWork
-from impextech.identity.adapters.directory import user_directory
 from impextech.identity.adapters.password_reset_sql import SqlPasswordResetUnitOfWork
 from impextech.identity.adapters.sql import SqlIdentityUnitOfWork, SqlTenantStore
 from impextech.identity.domain.model import Tenant, TenantStatus, User, UserStatus
@@ -50,6 +49,7 @@ from tests.fakes.catalog import FakeAccounts, FakeCatalog
 from tests.fakes.clock import T0, ManualClock
 from tests.fakes.identity import FakeAccessTokenCodec, FakeIdentity, FakePasswordHasher
 from tests.fakes.jobs import FakeJobs
+from tests.support.accounts import user_directory
 from tests.support.world import make_tenant
 
 SIDES = ["sql", "fake"]

@@ -30,13 +30,13 @@ from impextech.catalog.domain.imports import (
 )
 from impextech.catalog.domain.model import Product
 from impextech.catalog.service.imports import ImportOrder, ProductImports
-from impextech.identity.adapters.directory import user_directory
 from impextech.jobs.adapters.queue import ProcrastinateQueue
 from impextech.jobs.adapters.runtime import JobRuntime
 from impextech.jobs.api import JobContext, JobScheduling, JsonObject, PermanentJobError
 from impextech.kernel.db import Connection, Database
 from impextech.kernel.domain.clock import SystemClock
 from impextech.platform.database import Conninfos
+from tests.support.accounts import user_directory
 from tests.support.jobs import running_worker, wait_for
 from tests.support.pg import snapshot
 from tests.support.world import Account, Tenant, insert_product

@@ -22,7 +22,6 @@ import pytest
 
 from impextech.catalog.adapters.erp_outbox import ERP_PUSH
 from impextech.catalog.adapters.imports_job import PRODUCT_IMPORT, import_handler, product_imports
-from impextech.identity.adapters.directory import user_directory
 from impextech.jobs.adapters.queue import ProcrastinateQueue
 from impextech.jobs.adapters.runtime import JobRuntime
 from impextech.jobs.api import JobContext, JobScheduling, JsonObject
@@ -30,6 +29,7 @@ from impextech.kernel.db import Database
 from impextech.kernel.domain.clock import SystemClock
 from impextech.platform import database
 from tests.isolation.battlefield import ATTACKER, VICTIM, import_csv, tenant_rows, unique
+from tests.support.accounts import user_directory
 from tests.support.jobs import running_worker, wait_for
 from tests.support.world import Tenant, make_product
 

@@ -91,14 +91,13 @@ def install(assembly: Assembly) -> None:
         rotation_key=secret,
         devices=HmacDeviceTokenCodec(secret),
     )
-    tenants = TenantDirectory(SqlTenantStore(database), ttl_seconds=settings.tenant_cache_seconds)
-    identity = Identity(
-        auth, tenants, SqlTenantStore(database), UserDirectory(uow), settings.base_domains
-    )
+    registry = SqlTenantStore(database)
+    tenants = TenantDirectory(registry, ttl_seconds=settings.tenant_cache_seconds)
+    identity = Identity(auth, tenants, registry, UserDirectory(uow), settings.base_domains)
     assembly.provide(IDENTITY, identity)
     assembly.provide(GATE, identity)
     assembly.provide(TENANT_ROSTER, identity)
-    assembly.provide(ACCOUNT_ADMIN, AccountAdmin(uow, SqlTenantStore(database), hasher, clock))
+    assembly.provide(ACCOUNT_ADMIN, AccountAdmin(uow, registry, hasher, clock))
 
     scheduling = assembly.require(JOB_SCHEDULING)
     jobs = assembly.require(JOB_REGISTRY)

@@ -91,13 +91,6 @@ class ConsolePage:
     assets: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
-class BodyRule:
-    """A path prefix whose body is not JSON (the route checks its own media type and size)."""
-
-    prefix: str
-
-
 class Assembly:
     """The platform under construction, handed to each context's ``install`` in list order."""
 
@@ -119,7 +112,7 @@ class Assembly:
         self.collectors: list[Collector] = []
         self.scrape_hooks: list[Callable[[], Awaitable[None]]] = []
         self.console_pages: list[ConsolePage] = []
-        self.raw_bodies: list[BodyRule] = []
+        self.raw_body_prefixes: list[str] = []
         self.closers: list[Callable[[], Awaitable[None]]] = []
         self._services: dict[Key[object], object] = {}
 
@@ -158,7 +151,7 @@ class Assembly:
 
     def accept_raw_body(self, prefix: str) -> None:
         """Exempt a path prefix from the JSON-only body rule (its route checks the body itself)."""
-        self.raw_bodies.append(BodyRule(prefix))
+        self.raw_body_prefixes.append(prefix)
 
     # -- operations --------------------------------------------------------------------------------
 

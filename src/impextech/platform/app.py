@@ -232,7 +232,7 @@ def web_app(settings: Settings, assembly: Assembly) -> FastAPI:
     app.add_middleware(
         BodyGuard,
         max_body_bytes=settings.platform.max_body_bytes,
-        exempt_prefixes=tuple(rule.prefix for rule in assembly.raw_bodies),
+        exempt_prefixes=tuple(assembly.raw_body_prefixes),
     )
     if settings.platform.cors_origins:
         app.add_middleware(

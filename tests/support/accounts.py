@@ -1,4 +1,5 @@
-"""The user directory over PostgreSQL, for contexts that ask about an account after the fact."""
+"""Identity's answer to "who is this account now?" over PostgreSQL, for tests that build a
+catalog import by hand (the platform passes identity's facade instead)."""
 
 from __future__ import annotations
 

@@ -155,7 +155,7 @@ def alembic_config(owner: str, app_role: str) -> Config:
     return config
 
 
-def upgrade(owner: str, app_role: str, revision: str = "head") -> None:
+def upgrade(owner: str, app_role: str, revision: str = "heads") -> None:
     try:
         command.upgrade(alembic_config(owner, app_role), revision)
     except CommandError as exc:  # e.g. an unknown revision: nothing was applied
@@ -170,16 +170,22 @@ def downgrade(owner: str, app_role: str, revision: str) -> None:
 
 
 def head_revision() -> str:
+    """The newest revision of every branch, joined with '+' in a stable order.
+
+    Each context that brings tables keeps its own branch off the shared history (its first
+    migration's down_revision is a shared revision, with the context's name as branch label), so
+    contexts added side by side never fight over one linear chain.
+    """
     script = ScriptDirectory.from_config(alembic_config("", ""))
-    head = script.get_current_head()
-    assert head is not None
-    return head
+    heads = script.get_heads()
+    assert heads
+    return "+".join(sorted(heads))
 
 
 def current_revision(conninfo: str) -> str | None:
     with psycopg.connect(conninfo) as conn:
-        row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
-    return str(row[0]) if row else None
+        rows = conn.execute("SELECT version_num FROM alembic_version").fetchall()
+    return "+".join(sorted(str(row[0]) for row in rows)) or None
 
 
 def require_current(settings: Settings) -> Conninfos:
